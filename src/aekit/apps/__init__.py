@@ -1,0 +1,1 @@
+"""Uses of a trained autoencoder: reduce, compress, generate, sweep."""

@@ -1,0 +1,1 @@
+"""Baselines every result is compared with."""

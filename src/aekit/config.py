@@ -1,0 +1,339 @@
+"""Run configuration: one frozen dataclass per concern, validated on creation, JSON round-trip.
+
+Every field is an option of ``aekit train`` (flag ``--field-name``) and a key of a ``--config``
+file. Field names are unique across the dataclasses, so a config file may be flat
+(``{"latent_dim": 30}``) or sectioned (``{"model": {"latent_dim": 30}}``) like ``config.json``.
+"Off" is ``None``, not ``0``. This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from aekit.errors import ConfigError
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
+OUTPUT_ACTIVATIONS = ("auto", "sigmoid", "identity")
+INITS = ("auto", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal",
+         "orthogonal", "torch")
+LOSSES = ("mse", "bce")
+MODEL_KINDS = ("mlp",)
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "cosine_restarts",
+             "one_cycle", "plateau")
+SCALINGS = ("auto", "unit", "standard", "minmax", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _opt(help_text: str, default: Any, **meta: Any) -> Any:
+    """A dataclass field with its help text (shown by ``aekit train --help``)."""
+    return field(default=default, metadata={"help": help_text, **meta})
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={value!r}")
+
+
+def _check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, integer: bool = False, optional: bool = False) -> None:
+    """Check that ``value`` is a finite number in range; the message echoes what was received."""
+    if value is None and optional:
+        return
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        raise ConfigError(f"`{name}` must be {kind}{' or None' if optional else ''}. "
+                          f"Received: {name}={value!r}")
+    too_low = low is not None and (value < low or (low_open and value == low))
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            parts.append(f"<= {high:g}")
+        raise ConfigError(f"`{name}` must be {' and '.join(parts)}. Received: {name}={value!r}")
+
+
+def _sizes(name: str, value: Any, optional: bool = False) -> tuple[int, ...] | None:
+    """Normalise a list of layer widths given as a tuple, list or ``"1000,500"`` string."""
+    if value is None and optional:
+        return None
+    if isinstance(value, str):
+        parts = [p for p in value.replace(" ", "").split(",") if p]
+        try:
+            value = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"`{name}` must be comma-separated positive integers such as "
+                              f"1000,500,250. Received: {name}={value!r}") from None
+    if not isinstance(value, (list, tuple)) or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise ConfigError(f"`{name}` must be a list of positive integers such as [1000, 500, 250]. "
+                          f"Received: {name}={value!r}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is scaled."""
+
+    data: str = _opt("training data: digits, fashion-mnist, fashion-mnist:test, or a path "
+                     "(.npy, .npz[:key], .csv, .parquet, IDX, folder of images)", "digits")
+    test: str | None = _opt("separate test set (same kinds as --data); default: none, "
+                            "a held-back split is scored instead", None)
+    test_split: float = _opt("share of --data held back as test set when --test is not given",
+                             0.1)
+    scaling: str = _opt("scaling: auto (pixels to [0,1], tabular standardized), unit, standard, "
+                        "minmax, none", "auto")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, str) or not self.data:
+            raise ConfigError(f"`data` must be a non-empty data spec. Received: data={self.data!r}")
+        _check_number("test_split", self.test_split, low=0.0, high=0.9)
+        _check_choice("scaling", self.scaling, SCALINGS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The autoencoder's architecture and loss."""
+
+    kind: str = _opt("model type", "mlp")
+    hidden: tuple[int, ...] = _opt("encoder hidden widths, e.g. 1000,500,250", (512, 256, 128))
+    decoder_hidden: tuple[int, ...] | None = _opt(
+        "decoder hidden widths (from the code outwards); default: the encoder's mirrored", None)
+    latent_dim: int = _opt("size of the code (the bottleneck)", 32)
+    activation: str = _opt("hidden activation", "relu")
+    batch_norm: bool = _opt("batch normalization after each hidden linear layer", False)
+    residual: bool = _opt("residual connection around each hidden block (a projection where "
+                          "widths differ)", False)
+    dropout: float | None = _opt("dropout rate in hidden blocks; None = off", None)
+    init: str = _opt("weight initialisation; auto = Glorot for tanh/sigmoid, He for the "
+                     "ReLU family", "auto")
+    output_activation: str = _opt("output activation; auto = sigmoid for data in [0,1], "
+                                  "identity otherwise", "auto")
+    loss: str = _opt("reconstruction loss (bce needs data in [0,1])", "mse")
+
+    def __post_init__(self) -> None:
+        _check_choice("kind", self.kind, MODEL_KINDS)
+        object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
+        object.__setattr__(self, "decoder_hidden",
+                           _sizes("decoder_hidden", self.decoder_hidden, optional=True))
+        _check_number("latent_dim", self.latent_dim, low=1, integer=True)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_number("dropout", self.dropout, low=0.0, high=0.95, optional=True)
+        _check_choice("init", self.init, INITS)
+        _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        _check_choice("loss", self.loss, LOSSES)
+        if not isinstance(self.batch_norm, bool) or not isinstance(self.residual, bool):
+            raise ConfigError("`batch_norm` and `residual` must be true or false. Received: "
+                              f"batch_norm={self.batch_norm!r}, residual={self.residual!r}")
+
+    @property
+    def decoder_widths(self) -> tuple[int, ...]:
+        """Decoder hidden widths from the code outwards."""
+        return self.decoder_hidden if self.decoder_hidden is not None else self.hidden[::-1]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer and penalties on the weights and codes."""
+
+    optimizer: str = _opt("gd (full batch), sgd, momentum, nesterov, adam, adamw", "adam")
+    lr: float = _opt("peak learning rate", 2e-3)
+    momentum: float = _opt("momentum for momentum/nesterov", 0.9)
+    beta1: float = _opt("Adam beta1", 0.9)
+    beta2: float = _opt("Adam beta2", 0.999)
+    eps: float = _opt("Adam epsilon", 1e-8)
+    weight_decay: float | None = _opt("decoupled weight decay (AdamW style); adamw defaults "
+                                      "to 0.01", None)
+    l1: float | None = _opt("L1 penalty on the weights, added to the loss", None)
+    l2: float | None = _opt("L2 penalty on the weights, added to the loss", None)
+    l1_codes: float | None = _opt("L1 penalty on the codes (sparse autoencoder)", None)
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("momentum", self.momentum, low=0.0, high=0.9999)
+        _check_number("beta1", self.beta1, low=0.0, high=0.9999)
+        _check_number("beta2", self.beta2, low=0.0, high=0.99999)
+        _check_number("eps", self.eps, low=0.0, low_open=True)
+        for name in ("weight_decay", "l1", "l2", "l1_codes"):
+            _check_number(name, getattr(self, name), low=0.0, optional=True)
+
+    @property
+    def decoupled_weight_decay(self) -> float:
+        """The decoupled weight decay actually applied (adamw's default included)."""
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return 0.01 if self.optimizer == "adamw" else 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule; every schedule can start with a linear warm-up."""
+
+    schedule: str = _opt("constant, step, exponential, linear, cosine, cosine_restarts, "
+                         "one_cycle, plateau", "one_cycle")
+    warmup_steps: int = _opt("linear warm-up from 0 over this many steps (not for one_cycle, "
+                             "which has its own)", 0)
+    final_lr_fraction: float = _opt("exponential/linear/cosine/cosine_restarts: lr at the end "
+                                    "(or cycle end) as a fraction of --lr", 0.01)
+    step_size_epochs: int | None = _opt("step: epochs between drops; default a third of the run",
+                                        None)
+    gamma: float = _opt("step: factor applied at each drop", 0.1)
+    first_cycle_epochs: int | None = _opt("cosine_restarts: length of the first cycle; default "
+                                          "such that 3 cycles fill the run", None)
+    cycle_mult: float = _opt("cosine_restarts: each cycle is this many times longer", 2.0)
+    restart_decay: float = _opt("cosine_restarts: peak lr multiplier per restart", 1.0)
+    pct_start: float = _opt("one_cycle: share of the run spent rising to --lr", 0.25)
+    div_factor: float = _opt("one_cycle: start lr is --lr / div_factor", 25.0)
+    final_div_factor: float = _opt("one_cycle: end lr is start lr / final_div_factor", 1e3)
+    plateau_factor: float = _opt("plateau: factor applied when validation loss stalls", 0.3)
+    plateau_patience_epochs: int = _opt("plateau: epochs without improvement before a cut", 3)
+    min_lr: float = _opt("plateau: lower bound of the lr", 1e-6)
+
+    def __post_init__(self) -> None:
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_number("warmup_steps", self.warmup_steps, low=0, integer=True)
+        _check_number("final_lr_fraction", self.final_lr_fraction, low=0.0, high=1.0)
+        _check_number("step_size_epochs", self.step_size_epochs, low=1, integer=True, optional=True)
+        _check_number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
+        _check_number("first_cycle_epochs", self.first_cycle_epochs, low=1, integer=True,
+                      optional=True)
+        _check_number("cycle_mult", self.cycle_mult, low=1.0)
+        _check_number("restart_decay", self.restart_decay, low=0.0, high=1.0, low_open=True)
+        _check_number("pct_start", self.pct_start, low=0.0, high=1.0, low_open=True)
+        _check_number("div_factor", self.div_factor, low=1.0)
+        _check_number("final_div_factor", self.final_div_factor, low=1.0)
+        _check_number("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_open=True)
+        _check_number("plateau_patience_epochs", self.plateau_patience_epochs, low=0, integer=True)
+        _check_number("min_lr", self.min_lr, low=0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop."""
+
+    epochs: int = _opt("passes over the training split", 20)
+    batch_size: int = _opt("samples per step (ignored by gd, which uses the whole split)", 256)
+    shuffle: bool = _opt("reshuffle the training split every epoch", True)
+    validation_split: float = _opt("share of the training data held out for validation", 0.1)
+    clip_norm: float | None = _opt("clip gradients to this global L2 norm", None)
+    clip_value: float | None = _opt("clip each gradient element to [-v, v]", None)
+    early_stopping_patience: int | None = _opt(
+        "stop after this many epochs without a better validation loss and restore the best "
+        "weights", None)
+    seed: int = _opt("random seed: same seed, same machine, same result bit for bit", 0)
+    device: str = _opt("auto, cpu or cuda", "auto")
+    threads: int | None = _opt("CPU threads for PyTorch; default: all cores", None)
+    progress: bool = _opt("show a progress bar (plain log lines when not a terminal)", True)
+
+    def __post_init__(self) -> None:
+        _check_number("epochs", self.epochs, low=1, integer=True)
+        _check_number("batch_size", self.batch_size, low=1, integer=True)
+        _check_number("validation_split", self.validation_split, low=0.0, high=0.9)
+        _check_number("clip_norm", self.clip_norm, low=0.0, low_open=True, optional=True)
+        _check_number("clip_value", self.clip_value, low=0.0, low_open=True, optional=True)
+        _check_number("early_stopping_patience", self.early_stopping_patience, low=1,
+                      integer=True, optional=True)
+        _check_number("seed", self.seed, low=0, integer=True)
+        _check_choice("device", self.device, DEVICES)
+        _check_number("threads", self.threads, low=1, integer=True, optional=True)
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
+                             "schedule": ScheduleConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to rebuild a model and replay a run (saved as ``config.json``)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Sectioned, JSON-serialisable dictionary."""
+        out = {}
+        for name in SECTIONS:
+            section = dataclasses.asdict(getattr(self, name))
+            out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in section.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        """Build from a flat or sectioned dictionary; unknown keys raise :class:`ConfigError`."""
+        return cls().replace(**flatten(values))
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with some fields changed, named flat (``latent_dim=8``)."""
+        per_section: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        for key, value in changes.items():
+            per_section[section_of(key)][key] = value
+        kwargs = {}
+        for name, values in per_section.items():
+            current = getattr(self, name)
+            kwargs[name] = dataclasses.replace(current, **values) if values else current
+        return RunConfig(**kwargs)
+
+
+def field_names() -> dict[str, str]:
+    """Map of every option name to the section that holds it."""
+    return {f.name: section for section, klass in SECTIONS.items() for f in fields(klass)}
+
+
+def section_of(key: str) -> str:
+    """The section holding option ``key``; unknown keys raise with the list of known ones."""
+    names = field_names()
+    if key not in names:
+        raise ConfigError(f"Unknown option `{key}`. Allowed options: {', '.join(sorted(names))}")
+    return names[key]
+
+
+def flatten(values: dict[str, Any]) -> dict[str, Any]:
+    """Turn a sectioned config (as in config.json) into flat option names."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"A configuration must be a mapping of options. Received: {values!r}")
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            for inner_key, inner in value.items():
+                if section_of(inner_key) != key:
+                    raise ConfigError(f"Option `{inner_key}` belongs in section "
+                                      f"`{section_of(inner_key)}`, not `{key}`")
+                flat[inner_key] = inner
+        else:
+            section_of(key)
+            flat[key] = value
+    return flat
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON or TOML config file into flat option names.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or names unknown options.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist")
+    try:
+        if path.suffix.lower() == ".toml":
+            values = tomllib.loads(path.read_text())
+        elif path.suffix.lower() == ".json":
+            values = json.loads(path.read_text())
+        else:
+            raise ConfigError(f"Config file {path} must end in .json or .toml")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} could not be parsed: {exc}") from exc
+    return flatten(values)

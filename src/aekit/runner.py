@@ -1,0 +1,135 @@
+"""One training run, as ``aekit train`` does it: load and check data, train, score against PCA,
+write the run folder (``model.safetensors``, ``config.json``, ``metrics.jsonl``,
+``summary.json``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from aekit import __version__
+from aekit.api import Autoencoder, split_indices
+from aekit.baselines.pca import fit_pca, pca_errors
+from aekit.config import RunConfig
+from aekit.data import Dataset, check_n_features, load
+from aekit.serialization import write_json
+from aekit.training.callbacks import Callback, MetricsWriter
+
+
+def load_run_data(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
+    """Load ``--data`` and ``--test`` (validated, before any training).
+
+    Returns:
+        The training data, the test data (or None), and a description of the test source.
+    """
+    train = load(cfg.data.data)
+    if cfg.data.test is not None:
+        test = load(cfg.data.test)
+        check_n_features(test, train.n_features, cfg.data.test)
+        return train, test, cfg.data.test
+    if cfg.data.test_split <= 0:
+        return train, None, "none"
+    keep, held = split_indices(train.n_samples, cfg.data.test_split, cfg.train.seed + 1)
+    if len(keep) == 0 or len(held) == 0:
+        return train, None, "none"
+    return (_subset(train, keep), _subset(train, held),
+            f"{cfg.data.test_split:.0%} of {cfg.data.data} held back")
+
+
+def _subset(ds: Dataset, index: np.ndarray) -> Dataset:
+    labels = ds.labels[index] if ds.labels is not None else None
+    return Dataset(np.ascontiguousarray(ds.x[index]), ds.sample_shape, ds.kind, ds.source,
+                   labels, ds.pixel_max)
+
+
+def summarize(ae: Autoencoder, train: Dataset, test: Dataset | None, test_source: str,
+              seconds: float) -> dict[str, Any]:
+    """The numbers of ``summary.json``: training figures, errors, and PCA at the same size."""
+    history = ae.history
+    cfg = ae.config
+    train_idx = ae.train_index
+    val_mask = np.ones(train.n_samples, bool)
+    val_mask[train_idx] = False
+    epochs_run = len(history.epochs)
+    summary: dict[str, Any] = {
+        "aekit_version": __version__,
+        "data": cfg.data.data, "test": test_source,
+        "n_train": int(len(train_idx)), "n_val": int(val_mask.sum()),
+        "n_test": test.n_samples if test is not None else 0,
+        "n_features": train.n_features, "latent_dim": cfg.model.latent_dim,
+        "epochs": epochs_run, "steps": ae.trainer.step,
+        "skipped_steps": ae.trainer.skipped_steps,
+        "train_seconds": seconds,
+        "samples_per_second": sum(e["samples_per_second"] * e["seconds"]
+                                  for e in history.epochs) / max(
+            1e-9, sum(e["seconds"] for e in history.epochs)),
+        "fast_path": ae.trainer.use_fastpath,
+        "final_train_loss": history.epochs[-1]["train_loss"],
+        "events": history.events,
+    }
+    x_train_scaled = ae.scaler.transform(train.x[train_idx])
+    pca = fit_pca(x_train_scaled, cfg.model.latent_dim, cfg.train.seed)
+    summary["pca_components"] = int(pca.n_components_)
+    if val_mask.any():
+        summary["val_mse"] = ae.score(train.x[val_mask])["mse"]
+    if test is not None:
+        model_err = ae.score(test.x)
+        pca_err = pca_errors(pca, ae.scaler.transform(test.x))
+        summary.update({
+            "test_mse": model_err["mse"], "test_sse_per_sample": model_err["sse_per_sample"],
+            "pca_test_mse": pca_err["mse"], "pca_test_sse_per_sample": pca_err["sse_per_sample"],
+            "ratio_to_pca": model_err["mse"] / max(pca_err["mse"], 1e-30),
+        })
+    return summary
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path,
+              callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train as ``aekit train`` does and write the run folder.
+
+    Args:
+        cfg: the run configuration.
+        out_dir: the run folder (created; files in it are replaced).
+        callbacks: extra hooks (diagnostics...).
+
+    Returns:
+        The summary (also written to ``summary.json``).
+
+    Raises:
+        DataError / ConfigError: bad input, raised before anything is written.
+    """
+    train, test, test_source = load_run_data(cfg)
+    out_dir = Path(out_dir)
+    ae = Autoencoder(config=cfg)
+    metrics = MetricsWriter(out_dir / "metrics.jsonl")
+    t0 = time.perf_counter()
+    ae.fit(train, callbacks=[metrics, *callbacks])
+    seconds = time.perf_counter() - t0
+    ae.save(out_dir)
+    summary = summarize(ae, train, test, test_source, seconds)
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def format_summary(summary: dict[str, Any], out_dir: str | Path) -> str:
+    """A short human-readable result: the model's test error next to PCA's."""
+    lines = [f"trained {summary['epochs']} epochs ({summary['steps']} steps) in "
+             f"{summary['train_seconds']:.1f}s, {summary['samples_per_second']:.0f} samples/s"]
+    if "test_sse_per_sample" in summary:
+        k = summary["pca_components"]
+        lines += [
+            f"test set: {summary['test']} ({summary['n_test']} samples, "
+            f"{summary['n_features']} features)",
+            f"  test error (squared error per sample)  aekit: "
+            f"{summary['test_sse_per_sample']:.4g}   PCA-{k}: "
+            f"{summary['pca_test_sse_per_sample']:.4g}   ratio: {summary['ratio_to_pca']:.2f}x",
+        ]
+    elif "val_mse" in summary:
+        lines.append(f"  validation mse: {summary['val_mse']:.4g}")
+    lines.append(f"run folder: {out_dir} (model.safetensors, config.json, metrics.jsonl, "
+                 "summary.json)")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Hooks around the training step, and the callbacks every run uses (metrics file, progress).
+
+A callback overrides the no-op methods it needs; the trainer calls them in order. Callbacks
+may read the trainer's public state (``model``, ``flat``, ``step``, ``epoch``, ``lr``) and may
+ask it to act (``trainer.stop_training = True``, ``trainer.log_event(...)``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from aekit.training.trainer import Trainer
+
+
+class Callback:
+    """Base class: every hook is a no-op."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None: ...
+
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
+
+    def on_after_backward(self, trainer: "Trainer", step: int) -> None:
+        """Gradients are in ``trainer.flat.grad`` (after penalties, before clipping)."""
+
+    def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None: ...
+
+    def on_event(self, trainer: "Trainer", event: dict[str, Any]) -> None:
+        """Something notable happened (a rollback, a restart, an lr cut)."""
+
+    def on_train_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None: ...
+
+
+class MetricsWriter(Callback):
+    """Appends one JSON object per line to ``metrics.jsonl``: epochs, events, diagnostics.
+
+    Each record has a ``type`` (``epoch``, ``event``, or what another callback writes through
+    :meth:`write`). The file is flushed after every epoch so a crash loses at most one epoch.
+    """
+
+    def __init__(self, path: str | Path, append: bool = False) -> None:
+        self.path = Path(path)
+        self.append = append
+        self._file: TextIO | None = None
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a" if self.append else "w", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(record, allow_nan=True) + "\n")
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        self.write({"type": "epoch", **logs})
+        if self._file is not None:
+            self._file.flush()
+
+    def on_event(self, trainer: "Trainer", event: dict[str, Any]) -> None:
+        self.write({"type": "event", **event})
+
+    def on_train_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch on a terminal; one plain log line per epoch otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._bar: Any = None
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
+        self._t0 = time.perf_counter()
+        if self.interactive:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=trainer.steps_per_epoch, file=self.stream, leave=False,
+                             desc=f"epoch {epoch + 1}/{trainer.epochs}", unit="step")
+
+    def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if step % 20 == 0:
+                self._bar.set_postfix(loss=f"{loss:.4g}", lr=f"{trainer.lr:.2g}", refresh=False)
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        line = (f"epoch {epoch + 1}/{trainer.epochs}  loss {_fmt(logs['train_loss'])}  "
+                f"val_loss {_fmt(logs.get('val_loss'))}  lr {logs['lr']:.3g}  "
+                f"{logs['samples_per_second']:.0f} samples/s  {logs['seconds']:.1f}s")
+        print(line, file=self.stream, flush=True)
+
+    def on_event(self, trainer: "Trainer", event: dict[str, Any]) -> None:
+        print(f"[{event['kind']}] {event.get('message', '')}", file=self.stream, flush=True)

@@ -1,0 +1,141 @@
+"""Hand-written forward and backward pass for plain MLP autoencoders.
+
+For a small model most of a PyTorch step is per-operation overhead (autograd bookkeeping,
+module calls), not arithmetic. Plain MLP autoencoders (no batch norm, residual or dropout) are
+a chain of ``addmm`` and elementwise activations whose gradients are short closed forms, so we
+compute them directly into the model's flat gradient buffer. The result equals autograd's to
+float rounding; ``tests/test_fastpath.py`` checks it against autograd for every activation,
+loss and output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from aekit.models.mlp import Block, MLPAutoencoder
+
+_SUPPORTED = {"relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"}
+
+
+def supports(model: nn.Module) -> bool:
+    """True for an MLP autoencoder the hand-written pass covers exactly."""
+    if type(model) is not MLPAutoencoder:
+        return False
+    cfg = model.cfg
+    return (not cfg.batch_norm and not cfg.residual and not cfg.dropout
+            and cfg.activation in _SUPPORTED
+            and not (cfg.loss == "bce" and model.output_activation != "sigmoid"))
+
+
+def _layers(model: MLPAutoencoder) -> list[tuple[nn.Linear, str | None]]:
+    """The linear layers in order with the activation that follows each (None: linear)."""
+    out: list[tuple[nn.Linear, str | None]] = []
+    for stack, last_act in ((model.encoder, None), (model.decoder, "output")):
+        for module in stack:
+            if isinstance(module, Block):
+                out.append((module.linear, model.cfg.activation))
+            else:
+                out.append((module, last_act))
+    return out
+
+
+def _activate(name: str, u: torch.Tensor) -> torch.Tensor:
+    """Apply activation ``name`` in place where possible; returns the output."""
+    if name == "relu":
+        return u.clamp_(min=0)
+    if name == "leaky_relu":
+        return F.leaky_relu(u, 0.01, inplace=True)
+    if name == "elu":
+        return F.elu(u, inplace=True)
+    if name == "gelu":
+        return F.gelu(u)
+    if name == "tanh":
+        return u.tanh_()
+    return u.sigmoid_()
+
+
+def _derivative(name: str, h: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+    """d activation / d input, from the output ``h`` (or the input ``u`` for GELU)."""
+    if name == "relu":
+        return h > 0  # only used by callers that need the factor itself
+    if name == "leaky_relu":
+        return torch.where(h > 0, 1.0, 0.01)
+    if name == "elu":
+        return torch.where(h > 0, 1.0, h + 1.0)
+    if name == "gelu":
+        cdf = 0.5 * (1.0 + torch.erf(u * (1.0 / math.sqrt(2.0))))
+        pdf = torch.exp(-0.5 * u * u) * (1.0 / math.sqrt(2.0 * math.pi))
+        return cdf + u * pdf
+    if name == "tanh":
+        return 1.0 - h * h
+    return h * (1.0 - h)
+
+
+@torch.no_grad()
+def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor) -> float:
+    """Loss of batch ``x`` (recon + code penalty); writes every parameter's ``.grad`` in place.
+
+    Args:
+        model: a model for which :func:`supports` is True, its grads views of one buffer.
+        x: (batch, n_features) batch in the scaled data space.
+
+    Returns:
+        The batch loss as a Python float.
+    """
+    layers = _layers(model)
+    cfg = model.cfg
+    sigmoid_out = model.output_activation == "sigmoid"
+    inputs: list[torch.Tensor] = []  # input of each linear layer
+    saved: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # (output, pre-activation)
+    h = x
+    for linear, act in layers:
+        inputs.append(h)
+        u = torch.addmm(linear.bias, h, linear.weight.t())
+        if act is None:
+            h, pre = u, None
+        elif act == "output":
+            h, pre = u, None  # logits; the output activation is folded into the loss below
+        else:
+            pre = u.clone() if act == "gelu" else None
+            h = _activate(act, u)
+        saved.append((h, pre))
+    logits = h
+    n = logits.numel()
+    # d loss / d logits, with the output activation folded in
+    if cfg.loss == "bce":
+        y = torch.sigmoid(logits)
+        loss = float(F.binary_cross_entropy_with_logits(logits, x))
+        d = (y - x).mul_(1.0 / n)
+    else:
+        y = torch.sigmoid(logits) if sigmoid_out else logits
+        diff = y - x
+        loss = float(torch.dot(diff.view(-1), diff.view(-1))) / n
+        d = diff.mul_(2.0 / n)
+        if sigmoid_out:
+            d.mul_(y * (1.0 - y))
+    code_index = len(model.encoder) - 1
+    l1_codes = model.l1_codes
+    if l1_codes:
+        z = saved[code_index][0]
+        loss += l1_codes * float(z.abs().sum()) / z.shape[0]
+    for i in range(len(layers) - 1, -1, -1):
+        linear, _ = layers[i]
+        torch.mm(d.t(), inputs[i], out=linear.weight.grad)
+        torch.sum(d, 0, out=linear.bias.grad)
+        if i == 0:
+            break
+        d = torch.mm(d, linear.weight)
+        prev_act = layers[i - 1][1]
+        if i - 1 == code_index and l1_codes:
+            z = saved[code_index][0]
+            d.add_(torch.sign(z), alpha=l1_codes / z.shape[0])
+        if prev_act == "relu":  # one fused kernel instead of a mask and a multiply
+            d = torch.ops.aten.threshold_backward(d, saved[i - 1][0], 0.0)
+        elif prev_act not in (None, "output"):
+            h_prev, pre_prev = saved[i - 1]
+            d.mul_(_derivative(prev_act, h_prev, pre_prev))
+    return loss

@@ -1,0 +1,264 @@
+"""The training loop: mini-batches drawn by indexing one contiguous tensor, one flat optimizer.
+
+Speed by design: no DataLoader and no per-sample Python; the whole training split is one
+``float32`` tensor and each step indexes it with a slice of the epoch's permutation. Plain MLPs
+take a hand-written backward pass (``fastpath``), other models autograd. Work that is not the
+step (validation, callbacks' measurements) runs per epoch or every N steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from aekit.config import RunConfig
+from aekit.errors import TrainingError
+from aekit.training import fastpath
+from aekit.training.callbacks import Callback
+from aekit.training.optim import FlatOptimizer, FlatParams
+from aekit.training.schedules import Schedule
+
+EVAL_BATCH = 4096
+
+
+@dataclass
+class History:
+    """Per-epoch logs of a run (``history.epochs[i]["val_loss"]``) and its notable events."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> list[Any]:
+        """Keras-style column access: ``history["loss"]`` is the list of train losses."""
+        key = {"loss": "train_loss"}.get(key, key)
+        return [e.get(key) for e in self.epochs]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from aekit.errors import ConfigError
+
+        raise ConfigError("`device` is cuda but PyTorch sees no CUDA device. "
+                          "Allowed here: auto, cpu")
+    return torch.device(name)
+
+
+@torch.inference_mode()
+def mean_loss(model: nn.Module, x: torch.Tensor) -> float:
+    """Mean of ``forward(...).loss`` over ``x``, in large batches, weighted by batch size."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, x.shape[0], EVAL_BATCH):
+        xb = x[start:start + EVAL_BATCH]
+        total += float(model(xb).loss) * xb.shape[0]
+    model.train(was_training)
+    return total / max(1, x.shape[0])
+
+
+class Trainer:
+    """Trains ``model`` on a training tensor, optionally scoring a validation tensor per epoch.
+
+    Args:
+        model: an autoencoder whose ``forward`` returns :class:`aekit.models.AEOutput`.
+        config: the run configuration (optimizer, schedule, loop options).
+        callbacks: hooks called around each step and epoch, in order.
+    """
+
+    def __init__(self, model: nn.Module, config: RunConfig,
+                 callbacks: Sequence[Callback] = ()) -> None:
+        self.model = model
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.flat = FlatParams(model)
+        self.optimizer = FlatOptimizer(self.flat, config.optim)
+        self.use_fastpath = fastpath.supports(model)
+        self.step = 0
+        self.epoch = 0
+        self.lr = config.optim.lr
+        self.epochs = config.train.epochs
+        self.steps_per_epoch = 1
+        self.stop_training = False
+        self.skipped_steps = 0
+        self.history = History()
+        self.schedule: Schedule | None = None
+        opt = config.optim
+        self._l1 = opt.l1 or 0.0
+        self._l2 = opt.l2 or 0.0
+
+    # -- events -------------------------------------------------------------------------------
+    def log_event(self, kind: str, message: str, **data: Any) -> None:
+        """Record a notable event (in the history, ``metrics.jsonl`` and on the console)."""
+        event = {"kind": kind, "step": self.step, "epoch": self.epoch, "message": message, **data}
+        self.history.events.append(event)
+        for cb in self.callbacks:
+            cb.on_event(self, event)
+
+    # -- state for rollback and early stopping ----------------------------------------------
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A copy of the weights, buffers (batch-norm statistics) and optimizer state."""
+        state = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        state.update({f"optim.{k}": v.detach().clone()
+                      for k, v in self.optimizer.state_tensors().items()})
+        return state
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        """Put back what :meth:`snapshot` returned."""
+        with torch.no_grad():
+            model_state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
+            for key, tensor in self.model.state_dict().items():
+                tensor.copy_(model_state[key])
+        self.optimizer.load_state_tensors(
+            {k[6:]: v for k, v in state.items() if k.startswith("optim.")})
+
+    # -- the step -----------------------------------------------------------------------------
+    def _penalty(self) -> float:
+        """Add the L1/L2 weight penalties' gradients; return their value."""
+        if not (self._l1 or self._l2) or not self.flat.has_penalty_mask:
+            return 0.0
+        w, g, mask = self.flat.data, self.flat.grad, self.flat.weight_mask
+        value = 0.0
+        if self._l2:
+            g.addcmul_(w, mask, value=2.0 * self._l2)
+            value += self._l2 * float(torch.dot(w * mask, w))
+        if self._l1:
+            g.addcmul_(torch.sign(w), mask, value=self._l1)
+            value += self._l1 * float(torch.dot(w.abs(), mask))
+        return value
+
+    def _clip(self) -> None:
+        train = self.config.train
+        if train.clip_value is not None:
+            self.flat.grad.clamp_(-train.clip_value, train.clip_value)
+        if train.clip_norm is not None:
+            norm = float(torch.linalg.vector_norm(self.flat.grad))
+            if norm > train.clip_norm:
+                self.flat.grad.mul_(train.clip_norm / (norm + 1e-6))
+
+    def train_step(self, xb: torch.Tensor) -> float:
+        """One optimizer step on batch ``xb``; returns the batch loss (NaN when skipped).
+
+        A non-finite loss or gradient never reaches the weights: the step is skipped, the
+        optimizer state is untouched and the skip is counted.
+        """
+        if self.use_fastpath:  # writes every gradient, no zeroing needed
+            loss = fastpath.loss_and_grad(self.model, xb)
+        else:
+            self.flat.zero_grad()
+            loss = self._autograd_step(xb)
+        loss += self._penalty()
+        for cb in self.callbacks:
+            cb.on_after_backward(self, self.step)
+        if not (math.isfinite(loss) and math.isfinite(float(self.flat.grad.sum()))):
+            self.skipped_steps += 1
+            return float("nan")
+        self._clip()
+        self.optimizer.step(self.lr)
+        return loss
+
+    def _autograd_step(self, xb: torch.Tensor) -> float:
+        out = self.model(xb)
+        out.loss.backward()
+        return out.loss.item()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _batch_size(self, n_train: int) -> int:
+        if self.config.optim.optimizer == "gd":
+            return n_train
+        return min(self.config.train.batch_size, n_train)
+
+    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> History:
+        """Train for ``config.train.epochs`` epochs (or until early stopping).
+
+        Args:
+            x_train: (n, n_features) float32 tensor on the model's device.
+            x_val: optional validation tensor, scored after every epoch.
+
+        Returns:
+            The history of per-epoch logs and events.
+        """
+        train = self.config.train
+        n_train = x_train.shape[0]
+        batch_size = self._batch_size(n_train)
+        self.steps_per_epoch = math.ceil(n_train / batch_size)
+        drop_single = self._has_batch_norm() and n_train % batch_size == 1
+        if drop_single:  # batch norm cannot normalise a batch of one sample
+            self.steps_per_epoch -= 1
+        total_steps = self.steps_per_epoch * self.epochs
+        self.schedule = Schedule(self.config.schedule, self.config.optim.lr, total_steps,
+                                 self.steps_per_epoch)
+        generator = torch.Generator().manual_seed(train.seed)
+        patience = train.early_stopping_patience
+        best_val, best_state, bad_epochs = math.inf, None, 0
+        self.model.train()
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        t_start = time.perf_counter()
+        for epoch in range(self.epoch, self.epochs):
+            self.epoch = epoch
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, epoch)
+            t0 = time.perf_counter()
+            order = (torch.randperm(n_train, generator=generator) if train.shuffle
+                     else torch.arange(n_train)).to(x_train.device)
+            loss_sum, loss_count, samples = 0.0, 0, 0
+            for i in range(self.steps_per_epoch):
+                idx = order[i * batch_size:(i + 1) * batch_size]
+                xb = x_train if batch_size == n_train and not train.shuffle else x_train[idx]
+                self.lr = self.schedule.lr(self.step)
+                loss = self.train_step(xb)
+                if math.isfinite(loss):
+                    loss_sum += loss * xb.shape[0]
+                    loss_count += xb.shape[0]
+                samples += xb.shape[0]
+                for cb in self.callbacks:
+                    cb.on_step_end(self, self.step, loss)
+                self.step += 1
+                if self.stop_training:
+                    break
+            seconds = time.perf_counter() - t0
+            val_loss = mean_loss(self.model, x_val) if x_val is not None and len(x_val) else None
+            logs = {"epoch": epoch + 1, "step": self.step, "lr": self.lr,
+                    "train_loss": loss_sum / loss_count if loss_count else None,
+                    "val_loss": val_loss, "seconds": seconds,
+                    "samples_per_second": samples / max(seconds, 1e-9),
+                    "skipped_steps": self.skipped_steps}
+            self.history.epochs.append(logs)
+            if self.schedule.on_epoch_end(val_loss):
+                self.log_event("lr_cut", f"validation loss stalled: lr now {self.schedule.lr(self.step):.3g}")
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, logs)
+            if patience is not None and val_loss is not None:
+                if val_loss < best_val:
+                    best_val, best_state, bad_epochs = val_loss, self.snapshot(), 0
+                else:
+                    bad_epochs += 1
+                    if bad_epochs >= patience:
+                        self.log_event("early_stop", f"no better validation loss for {patience} "
+                                       f"epochs; restoring the best weights (val_loss "
+                                       f"{best_val:.4g})")
+                        self.stop_training = True
+            if self.stop_training:
+                break
+        self.epoch = min(self.epoch + 1, self.epochs)
+        if best_state is not None and self.history.epochs[-1]["val_loss"] > best_val:
+            self.restore(best_state)
+        if self.skipped_steps and self.skipped_steps >= self.step:
+            raise TrainingError(f"every one of the {self.step} steps had a non-finite loss or "
+                                "gradient; lower --lr, set --clip-norm, or check the data")
+        self.model.eval()
+        logs = {"train_seconds": time.perf_counter() - t_start, "steps": self.step}
+        for cb in self.callbacks:
+            cb.on_train_end(self, logs)
+        return self.history
+
+    def _has_batch_norm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
