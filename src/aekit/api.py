@@ -166,7 +166,7 @@ class Autoencoder:
 
     def _build(self, n_features: int) -> torch.nn.Module:
         model = build_model(self.config.model, n_features, self.output_activation,
-                            self.config.optim.l1_codes or 0.0)
+                            self.config.optim.l1_codes or 0.0, self.sample_shape)
         return model.to(self.device)
 
     def _sanity_check(self, x_train: torch.Tensor) -> None:

@@ -29,6 +29,19 @@ SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "cosine_rest
              "one_cycle", "plateau")
 SCALINGS = ("auto", "unit", "standard", "minmax", "none")
 DEVICES = ("auto", "cpu", "cuda")
+AUTO_STEPS = 4000
+AUTO_MIN_EPOCHS = 10
+AUTO_MAX_EPOCHS = 1000
+
+
+def auto_epochs(steps_per_epoch: int) -> int:
+    """Epochs for about ``AUTO_STEPS`` optimizer steps, within [AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS].
+
+    Convergence depends on the number of updates more than on passes over the data: a small
+    data set needs many epochs, a large one few.
+    """
+    wanted = math.ceil(AUTO_STEPS / max(1, steps_per_epoch))
+    return max(AUTO_MIN_EPOCHS, min(AUTO_MAX_EPOCHS, wanted))
 
 
 def _opt(help_text: str, default: Any, **meta: Any) -> Any:
@@ -221,7 +234,9 @@ class ScheduleConfig:
 class TrainConfig:
     """The training loop."""
 
-    epochs: int = _opt("passes over the training split", 20)
+    epochs: int | None = _opt("passes over the training split; None = auto: enough for about "
+                              f"{AUTO_STEPS} steps, at least {AUTO_MIN_EPOCHS} and at most "
+                              f"{AUTO_MAX_EPOCHS} epochs", None)
     batch_size: int = _opt("samples per step (ignored by gd, which uses the whole split)", 256)
     shuffle: bool = _opt("reshuffle the training split every epoch", True)
     validation_split: float = _opt("share of the training data held out for validation", 0.1)
@@ -236,7 +251,7 @@ class TrainConfig:
     progress: bool = _opt("show a progress bar (plain log lines when not a terminal)", True)
 
     def __post_init__(self) -> None:
-        _check_number("epochs", self.epochs, low=1, integer=True)
+        _check_number("epochs", self.epochs, low=1, integer=True, optional=True)
         _check_number("batch_size", self.batch_size, low=1, integer=True)
         _check_number("validation_split", self.validation_split, low=0.0, high=0.9)
         _check_number("clip_norm", self.clip_norm, low=0.0, low_open=True, optional=True)

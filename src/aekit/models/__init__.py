@@ -11,6 +11,15 @@ __all__ = ["AEOutput", "MLPAutoencoder", "build_model"]
 
 
 def build_model(cfg: ModelConfig, n_features: int, output_activation: str,
-                l1_codes: float = 0.0) -> nn.Module:
-    """Build the autoencoder ``cfg.kind`` names for samples of ``n_features`` values."""
+                l1_codes: float = 0.0, sample_shape: tuple[int, ...] | None = None) -> nn.Module:
+    """Build the autoencoder ``cfg.kind`` names.
+
+    Args:
+        cfg: architecture.
+        n_features: values per (flattened) sample.
+        output_activation: ``sigmoid`` or ``identity``.
+        l1_codes: L1 penalty weight on the codes (0: none).
+        sample_shape: shape of one sample, e.g. (28, 28) or (3, 32, 32); models that need the
+            spatial layout (convolutional) use it.
+    """
     return MLPAutoencoder(cfg, n_features, output_activation, l1_codes)

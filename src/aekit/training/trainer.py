@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from aekit.config import RunConfig
+from aekit.config import RunConfig, auto_epochs
 from aekit.errors import TrainingError
 from aekit.training import fastpath
 from aekit.training.callbacks import Callback
@@ -84,7 +84,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.lr = config.optim.lr
-        self.epochs = config.train.epochs
+        self.epochs = config.train.epochs or 0  # resolved in fit() when auto
         self.steps_per_epoch = 1
         self.stop_training = False
         self.skipped_steps = 0
@@ -192,6 +192,7 @@ class Trainer:
         drop_single = self._has_batch_norm() and n_train % batch_size == 1
         if drop_single:  # batch norm cannot normalise a batch of one sample
             self.steps_per_epoch -= 1
+        self.epochs = train.epochs or auto_epochs(self.steps_per_epoch)
         total_steps = self.steps_per_epoch * self.epochs
         self.schedule = Schedule(self.config.schedule, self.config.optim.lr, total_steps,
                                  self.steps_per_epoch)

@@ -1,0 +1,74 @@
+"""``aekit evaluate``, ``aekit encode``, ``aekit decode``: use a trained model on data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from aekit.commands.common import save_npy
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    evaluate_parser(sub)
+    encode_parser(sub)
+    decode_parser(sub)
+
+
+def evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="print a model's reconstruction error on data as JSON")
+    p.add_argument("--model", required=True, help="model folder (a run folder)")
+    p.add_argument("--data", required=True, help="data spec, as for train")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import aekit
+    from aekit.data import load
+
+    ae = aekit.load(args.model)
+    ds = load(args.data)
+    errors = ae.score(ds)
+    print(json.dumps({"model": args.model, "data": args.data, "n_samples": ds.n_samples,
+                      "latent_dim": ae.config.model.latent_dim, **errors}, indent=2))
+    return 0
+
+
+def encode_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="write the codes of data to a .npy file")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--data", required=True, help="data spec, as for train")
+    p.add_argument("--out", required=True, help="output .npy file of shape (n, latent_dim)")
+    p.set_defaults(func=run_encode)
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    import aekit
+    from aekit.data import load
+
+    ae = aekit.load(args.model)
+    codes = ae.encode(load(args.data))
+    save_npy(args.out, codes)
+    print(f"wrote {args.out}: codes of shape {codes.shape}")
+    return 0
+
+
+def decode_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("decode", help="decode a .npy file of codes back to data")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--codes", required=True, help=".npy file of shape (n, latent_dim)")
+    p.add_argument("--out", required=True, help="output .npy file (values in the data's units)")
+    p.set_defaults(func=run_decode)
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    import aekit
+    from aekit.data import load
+
+    ae = aekit.load(args.model)
+    codes = load(args.codes).x
+    x = ae.decode(codes)
+    save_npy(args.out, x)
+    print(f"wrote {args.out}: data of shape {x.shape}")
+    return 0
+
+

@@ -1,0 +1,92 @@
+"""Shared pieces of the command-line verbs: config flags generated from the dataclasses,
+and atomic ``.npy`` output."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import types
+import typing
+from typing import Any, Callable
+
+from aekit.config import SECTIONS, RunConfig, load_config_file
+from aekit.errors import ConfigError
+# Flags whose names differ from the field name, and short help-group titles.
+_GROUP_TITLES = {"data": "data", "model": "model", "optim": "optimizer and penalties",
+                 "schedule": "learning-rate schedule", "train": "training loop"}
+
+
+def _none_or(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "off", "") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _field_type(f: dataclasses.Field) -> tuple[Callable[[str], Any] | None, bool]:
+    """argparse ``type`` for a config field and whether it is a boolean switch."""
+    hint = typing.get_type_hints(SECTIONS_BY_FIELD[f.name])[f.name]
+    optional = type(None) in typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    base = tuple if typing.get_origin(hint) is tuple else hint
+    if base is bool:
+        return None, True
+    if base is tuple:
+        kind: Callable[[str], Any] = str  # "1000,500,250", parsed by the config
+    elif base is int:
+        kind = int
+    elif base is float:
+        kind = float
+    else:
+        kind = str
+    return (_none_or(kind) if optional else kind), False
+
+
+SECTIONS_BY_FIELD = {f.name: klass for klass in SECTIONS.values()
+                     for f in dataclasses.fields(klass)}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per configuration field, default shown, value SUPPRESSed when not given
+    (so that a ``--config`` file's values are only overridden by flags actually typed)."""
+    for section, klass in SECTIONS.items():
+        group = parser.add_argument_group(_GROUP_TITLES[section])
+        for f in dataclasses.fields(klass):
+            flag = "--" + f.name.replace("_", "-")
+            default = f.default if f.default is not dataclasses.MISSING else None
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+            kind, is_bool = _field_type(f)
+            if is_bool:
+                group.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=help_text)
+            else:
+                group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text,
+                                   metavar=f.name.upper())
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the ``--config`` file, then the flags typed on the command line."""
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values.update(load_config_file(args.config))
+    for name in SECTIONS_BY_FIELD:
+        if hasattr(args, name):
+            values[name] = getattr(args, name)
+    return RunConfig.from_dict(values)
+
+
+
+def save_npy(path: str, array: Any) -> None:
+    """Write ``array`` to ``path`` (.npy, no pickle) atomically."""
+    import numpy as np
+
+    from aekit.serialization import atomic_write_bytes
+
+    if not str(path).endswith(".npy"):
+        raise ConfigError(f"`--out` must be a .npy file. Received: --out {path}")
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
