@@ -10,5 +10,7 @@ __version__ = "0.1.0"
 
 from aekit.api import Autoencoder, load  # noqa: E402
 from aekit.config import RunConfig  # noqa: E402
+from aekit.estimator import AutoencoderTransformer  # noqa: E402
+from aekit.apps.generate import generate  # noqa: E402
 
 __all__ = ["Autoencoder", "RunConfig", "__version__", "load"]

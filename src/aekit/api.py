@@ -27,6 +27,7 @@ from aekit.models import build_model
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
                                  write_json)
 from aekit.training.callbacks import Callback, ProgressBar
+from aekit.training.doctor import default_callbacks
 from aekit.training.trainer import EVAL_BATCH, History, Trainer, resolve_device
 
 MODEL_FORMAT = "aekit-model"
@@ -141,7 +142,18 @@ class Autoencoder:
         t_train = torch.from_numpy(x_train).to(self.device)
         t_val = torch.from_numpy(x_val).to(self.device) if x_val is not None else None
         self._sanity_check(t_train)
+        if cfg.train.lr_auto:  # the learning-rate range test picks --lr (aekit lr-find)
+            from aekit.apps.lr_find import auto_lr
+
+            cfg = self.config = auto_lr(self.model, cfg, t_train)
         all_callbacks = list(callbacks)
+        all_callbacks += default_callbacks(cfg.train, t_train, all_callbacks)
+        if cfg.train.tensorboard:  # --tensorboard DIR
+            from aekit.training.tensorboard import TensorBoardWriter
+
+            all_callbacks.append(TensorBoardWriter(cfg.train.tensorboard, t_val if t_val is not
+                                                   None and len(t_val) else t_train,
+                                                   self.sample_shape))
         if cfg.train.progress:
             all_callbacks.append(ProgressBar())
         self.trainer = Trainer(self.model, cfg, all_callbacks)
@@ -193,7 +205,8 @@ class Autoencoder:
     def _scaled(self, x: Any, source: str) -> torch.Tensor:
         model = self._require_fitted()
         ds = as_dataset(x, source)
-        check_n_features(ds, model.n_features, source)
+        # A loaded Dataset knows its file: name it ("data.npy has 6 features...")
+        check_n_features(ds, model.n_features, ds.source if isinstance(x, Dataset) else source)
         return torch.from_numpy(self.scaler.transform(ds.x)).to(self.device)
 
     @torch.inference_mode()
@@ -204,7 +217,8 @@ class Autoencoder:
 
     def encode(self, x: Any) -> np.ndarray:
         """Codes of ``x``: (n, latent_dim) float32."""
-        return self._batched(self.model.encode, self._scaled(x, "encode input"))
+        t = self._scaled(x, "encode input")
+        return self._batched(self.model.encode, t)
 
     def decode(self, z: Any) -> np.ndarray:
         """Reconstructions from codes, in the units of the training data: (n, n_features)."""
@@ -278,11 +292,32 @@ class Autoencoder:
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise FormatError(f"{directory / 'config.json'}: invalid model config ({exc})") \
                 from exc
+        _check_declared_size(ae, n_features, directory / "model.safetensors")
         ae.model = ae._build(n_features)
         load_state_into(ae.model, load_tensors(directory / "model.safetensors"),
                         directory / "model.safetensors")
         ae.model.eval()
         return ae
+
+
+def _check_declared_size(ae: Autoencoder, n_features: int, weights: Path) -> None:
+    """Refuse a config.json whose model would not fit in ``weights`` before allocating it.
+
+    The model is built on the ``meta`` device (no memory) to count its bytes, so a file that
+    declares a huge model cannot make :meth:`Autoencoder.load` allocate gigabytes.
+    """
+    try:
+        with torch.device("meta"):
+            probe = build_model(ae.config.model, n_features, ae.output_activation, 0.0,
+                                ae.sample_shape)
+    except Exception as exc:  # noqa: BLE001 -- any failure here means an invalid config
+        raise FormatError(f"{weights.parent / 'config.json'}: invalid model config ({exc})") \
+            from None
+    needed = sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+    size = weights.stat().st_size if weights.is_file() else 0
+    if needed > size:
+        raise FormatError(f"{weights.parent / 'config.json'} declares a model of {needed} bytes "
+                          f"of weights but {weights} holds {size} bytes")
 
 
 def reconstruction_errors(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:

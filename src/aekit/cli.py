@@ -11,7 +11,7 @@ import sys
 
 from aekit.errors import AekitError, TrainingError
 
-COMMAND_MODULES = ["train", "codes"]
+COMMAND_MODULES = ["train", "codes", "ecosystem", "doctor", "apps"]
 
 
 def build_parser() -> argparse.ArgumentParser:

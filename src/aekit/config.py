@@ -23,7 +23,7 @@ OUTPUT_ACTIVATIONS = ("auto", "sigmoid", "identity")
 INITS = ("auto", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal",
          "orthogonal", "torch")
 LOSSES = ("mse", "bce")
-MODEL_KINDS = ("mlp",)
+MODEL_KINDS = ("mlp", "vae", "conv")
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "cosine_restarts",
              "one_cycle", "plateau")
@@ -132,18 +132,23 @@ class ModelConfig:
     output_activation: str = _opt("output activation; auto = sigmoid for data in [0,1], "
                                   "identity otherwise", "auto")
     loss: str = _opt("reconstruction loss (bce needs data in [0,1])", "mse")
+    beta: float = _opt("vae: weight of the KL term (beta-VAE)", 1.0)
+    conv_channels: tuple[int, ...] = _opt("conv: channels of the stride-2 convolutions, input "
+                                          "side first (the decoder mirrors them)", (32, 64))
 
     def __post_init__(self) -> None:
         _check_choice("kind", self.kind, MODEL_KINDS)
         object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
         object.__setattr__(self, "decoder_hidden",
                            _sizes("decoder_hidden", self.decoder_hidden, optional=True))
+        object.__setattr__(self, "conv_channels", _sizes("conv_channels", self.conv_channels))
         _check_number("latent_dim", self.latent_dim, low=1, integer=True)
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_number("dropout", self.dropout, low=0.0, high=0.95, optional=True)
         _check_choice("init", self.init, INITS)
         _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
         _check_choice("loss", self.loss, LOSSES)
+        _check_number("beta", self.beta, low=0.0)
         if not isinstance(self.batch_norm, bool) or not isinstance(self.residual, bool):
             raise ConfigError("`batch_norm` and `residual` must be true or false. Received: "
                               f"batch_norm={self.batch_norm!r}, residual={self.residual!r}")
@@ -249,6 +254,27 @@ class TrainConfig:
     device: str = _opt("auto, cpu or cuda", "auto")
     threads: int | None = _opt("CPU threads for PyTorch; default: all cores", None)
     progress: bool = _opt("show a progress bar (plain log lines when not a terminal)", True)
+    diagnostics_every_steps: int | None = _opt(
+        "measure per-layer gradients, weights, updates and activations every N steps "
+        "(written to metrics.jsonl, read by `aekit diagnose`); None = off", 50)
+    auto_fix: bool = _opt("let the training doctor act on divergence (roll back, cut the lr) "
+                          "and on plateaus (warm restart); rollback on NaN/Inf is always on",
+                          False)
+    max_rollbacks: int = _opt("rollbacks to the last good state allowed before the run stops "
+                              "with an error", 3)
+    rollback_lr_factor: float = _opt("factor applied to the learning rate at each rollback",
+                                     0.5)
+    lr_auto: bool = _opt("pick --lr with the learning-rate range test (`aekit lr-find`) "
+                         "before training", False)
+    report: bool = _opt("write RUN_DIR/report.html (`aekit report`) at the end of the run",
+                        False)
+    tensorboard: str | None = _opt("write TensorBoard event files (losses, lr, diagnostics, "
+                                   "reconstructions) into this folder; None = off", None)
+    checkpoint_every_steps: int | None = _opt(
+        "write a checkpoint (full training state, the last two kept) every N steps and at each "
+        "epoch end; None = at epoch ends only", 200)
+    resume: bool = _opt("continue the run in --out from its newest valid checkpoint (same "
+                        "options and data required)", False)
 
     def __post_init__(self) -> None:
         _check_number("epochs", self.epochs, low=1, integer=True, optional=True)
@@ -261,6 +287,18 @@ class TrainConfig:
         _check_number("seed", self.seed, low=0, integer=True)
         _check_choice("device", self.device, DEVICES)
         _check_number("threads", self.threads, low=1, integer=True, optional=True)
+        _check_number("diagnostics_every_steps", self.diagnostics_every_steps, low=1,
+                      integer=True, optional=True)
+        _check_number("max_rollbacks", self.max_rollbacks, low=0, integer=True)
+        _check_number("rollback_lr_factor", self.rollback_lr_factor, low=0.0, high=1.0,
+                      low_open=True)
+        _check_number("checkpoint_every_steps", self.checkpoint_every_steps, low=1,
+                      integer=True, optional=True)
+        if not isinstance(self.resume, bool):
+            raise ConfigError(f"`resume` must be true or false. Received: resume={self.resume!r}")
+        if not isinstance(self.auto_fix, bool) or not isinstance(self.lr_auto, bool):
+            raise ConfigError("`auto_fix` and `lr_auto` must be true or false. Received: "
+                              f"auto_fix={self.auto_fix!r}, lr_auto={self.lr_auto!r}")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,

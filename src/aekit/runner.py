@@ -16,8 +16,11 @@ from aekit.api import Autoencoder, split_indices
 from aekit.baselines.pca import fit_pca, pca_errors
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
+from aekit.errors import TrainingError
 from aekit.serialization import write_json
 from aekit.training.callbacks import Callback, MetricsWriter
+from aekit.training.checkpoint import prepare_checkpoints
+from aekit.training.findings import findings_of
 
 
 def load_run_data(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
@@ -70,6 +73,7 @@ def summarize(ae: Autoencoder, train: Dataset, test: Dataset | None, test_source
         "fast_path": ae.trainer.use_fastpath,
         "final_train_loss": history.epochs[-1]["train_loss"],
         "events": history.events,
+        "findings": findings_of(ae.trainer),
     }
     x_train_scaled = ae.scaler.transform(train.x[train_idx])
     pca = fit_pca(x_train_scaled, cfg.model.latent_dim, cfg.train.seed)
@@ -105,13 +109,25 @@ def train_run(cfg: RunConfig, out_dir: str | Path,
     train, test, test_source = load_run_data(cfg)
     out_dir = Path(out_dir)
     ae = Autoencoder(config=cfg)
-    metrics = MetricsWriter(out_dir / "metrics.jsonl")
+    metrics = MetricsWriter(out_dir / "metrics.jsonl", append=cfg.train.resume)
+    checkpointer = prepare_checkpoints(cfg, out_dir)  # --resume: checked, metrics cut back
     t0 = time.perf_counter()
-    ae.fit(train, callbacks=[metrics, *callbacks])
+    try:
+        ae.fit(train, callbacks=[metrics, checkpointer, *callbacks])
+    except TrainingError as exc:
+        if getattr(ae, "trainer", None) is None or ae.model is None:
+            raise
+        metrics.on_train_end(ae.trainer, {})  # close metrics.jsonl with the last events
+        ae.save(out_dir)  # the doctor left the last good weights in the model
+        raise TrainingError(f"{exc}. The last good weights are saved in {out_dir}") from exc
     seconds = time.perf_counter() - t0
     ae.save(out_dir)
     summary = summarize(ae, train, test, test_source, seconds)
     write_json(out_dir / "summary.json", summary)
+    if cfg.train.report:  # aekit train --report
+        from aekit.report import write_report
+
+        write_report(out_dir)
     return summary
 
 

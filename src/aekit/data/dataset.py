@@ -115,7 +115,8 @@ def dataset_from_array(
     if array.ndim == 4:
         array = _channels_first(array, source)
     sample_shape = tuple(int(d) for d in array.shape[1:])
-    x = validate_array(array.reshape(array.shape[0], -1), source)
+    # math.prod, not -1: numpy cannot infer -1 for an empty stack (zero rows)
+    x = validate_array(array.reshape(array.shape[0], math.prod(array.shape[1:])), source)
     return Dataset(x, sample_shape, "image", source, _as_labels(labels, source), pixel_max)
 
 

@@ -39,6 +39,14 @@ def load(spec: str | os.PathLike[str]) -> Dataset:
         DataError: the file is unreadable, of an unknown kind, or holds invalid data.
     """
     text = os.fspath(spec)
+    if text.startswith("text:"):  # TF-IDF / hashed bag of words (data/text.py)
+        from aekit.data.text import load_text
+
+        return load_text(text)
+    if text.startswith("audio:"):  # log-spectrograms of WAV files (data/audio.py)
+        from aekit.data.audio import load_audio
+
+        return load_audio(text)
     name = text.strip().lower()
     if name == "digits":
         return load_digits()

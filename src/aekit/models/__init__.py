@@ -22,4 +22,12 @@ def build_model(cfg: ModelConfig, n_features: int, output_activation: str,
         sample_shape: shape of one sample, e.g. (28, 28) or (3, 32, 32); models that need the
             spatial layout (convolutional) use it.
     """
+    if cfg.kind == "vae":
+        from aekit.models.vae import VAE
+
+        return VAE(cfg, n_features, output_activation)
+    if cfg.kind == "conv":
+        from aekit.models.conv import ConvAutoencoder
+
+        return ConvAutoencoder(cfg, n_features, output_activation, l1_codes, sample_shape)
     return MLPAutoencoder(cfg, n_features, output_activation, l1_codes)

@@ -17,9 +17,12 @@ import torch
 from torch import nn
 
 from aekit.config import RunConfig, auto_epochs
-from aekit.errors import TrainingError
+from aekit.errors import FormatError, TrainingError
 from aekit.training import fastpath
 from aekit.training.callbacks import Callback
+from aekit.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpointer,
+                                       TrainingState, check_config_matches, check_data_matches,
+                                       config_fingerprint, data_fingerprint)
 from aekit.training.optim import FlatOptimizer, FlatParams
 from aekit.training.schedules import Schedule
 
@@ -90,6 +93,18 @@ class Trainer:
         self.skipped_steps = 0
         self.history = History()
         self.schedule: Schedule | None = None
+        self.generator = torch.Generator()
+        self.data_fingerprint: dict[str, Any] = {}
+        self._epoch_rng = self.generator.get_state()
+        self._checkpointers: list[Checkpointer] = []
+        self._checkpoint_every: int | None = None
+        self._next_checkpoint: float = math.inf
+        self._position: tuple[int, int, tuple[float, int, int]] = (0, 0, (0.0, 0, 0))
+        self._resume_batch = 0
+        self._resume_totals: tuple[float, int, int] = (0.0, 0, 0)
+        self._best_val = math.inf
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._bad_epochs = 0
         opt = config.optim
         self._l1 = opt.l1 or 0.0
         self._l2 = opt.l2 or 0.0
@@ -178,6 +193,10 @@ class Trainer:
     def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> History:
         """Train for ``config.train.epochs`` epochs (or until early stopping).
 
+        A :class:`~aekit.training.checkpoint.Checkpointer` among the callbacks gets the full
+        state every ``every_steps`` steps and at each epoch end, and may resume a run (in its
+        ``on_train_begin``) through :meth:`load_training_state`.
+
         Args:
             x_train: (n, n_features) float32 tensor on the model's device.
             x_val: optional validation tensor, scored after every epoch.
@@ -196,62 +215,31 @@ class Trainer:
         total_steps = self.steps_per_epoch * self.epochs
         self.schedule = Schedule(self.config.schedule, self.config.optim.lr, total_steps,
                                  self.steps_per_epoch)
-        generator = torch.Generator().manual_seed(train.seed)
-        patience = train.early_stopping_patience
-        best_val, best_state, bad_epochs = math.inf, None, 0
+        # One generator seeded once; a fresh permutation per epoch. Its state at the start of
+        # the current epoch is kept so that a resume can replay the epoch's order exactly.
+        self.generator = torch.Generator().manual_seed(train.seed)
+        self._epoch_rng = self.generator.get_state()
+        self._best_val, self._best_state, self._bad_epochs = math.inf, None, 0
+        self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
+        self._checkpointers = [cb for cb in self.callbacks if isinstance(cb, Checkpointer)]
+        if self._checkpointers:
+            self.data_fingerprint = data_fingerprint(x_train)
         self.model.train()
         for cb in self.callbacks:
-            cb.on_train_begin(self)
+            cb.on_train_begin(self)  # a Checkpointer may load a saved state here
+        every = self._checkpointers[0].every_steps if self._checkpointers else None
+        self._checkpoint_every = every
+        self._next_checkpoint = self._checkpoint_after(self.step)
         t_start = time.perf_counter()
         for epoch in range(self.epoch, self.epochs):
-            self.epoch = epoch
-            for cb in self.callbacks:
-                cb.on_epoch_begin(self, epoch)
-            t0 = time.perf_counter()
-            order = (torch.randperm(n_train, generator=generator) if train.shuffle
-                     else torch.arange(n_train)).to(x_train.device)
-            loss_sum, loss_count, samples = 0.0, 0, 0
-            for i in range(self.steps_per_epoch):
-                idx = order[i * batch_size:(i + 1) * batch_size]
-                xb = x_train if batch_size == n_train and not train.shuffle else x_train[idx]
-                self.lr = self.schedule.lr(self.step)
-                loss = self.train_step(xb)
-                if math.isfinite(loss):
-                    loss_sum += loss * xb.shape[0]
-                    loss_count += xb.shape[0]
-                samples += xb.shape[0]
-                for cb in self.callbacks:
-                    cb.on_step_end(self, self.step, loss)
-                self.step += 1
-                if self.stop_training:
-                    break
-            seconds = time.perf_counter() - t0
-            val_loss = mean_loss(self.model, x_val) if x_val is not None and len(x_val) else None
-            logs = {"epoch": epoch + 1, "step": self.step, "lr": self.lr,
-                    "train_loss": loss_sum / loss_count if loss_count else None,
-                    "val_loss": val_loss, "seconds": seconds,
-                    "samples_per_second": samples / max(seconds, 1e-9),
-                    "skipped_steps": self.skipped_steps}
-            self.history.epochs.append(logs)
-            if self.schedule.on_epoch_end(val_loss):
-                self.log_event("lr_cut", f"validation loss stalled: lr now {self.schedule.lr(self.step):.3g}")
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, logs)
-            if patience is not None and val_loss is not None:
-                if val_loss < best_val:
-                    best_val, best_state, bad_epochs = val_loss, self.snapshot(), 0
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= patience:
-                        self.log_event("early_stop", f"no better validation loss for {patience} "
-                                       f"epochs; restoring the best weights (val_loss "
-                                       f"{best_val:.4g})")
-                        self.stop_training = True
+            if self.stop_training:  # a resumed run that had already stopped early
+                break
+            self._run_epoch(epoch, x_train, x_val, batch_size, n_train)
             if self.stop_training:
                 break
-        self.epoch = min(self.epoch + 1, self.epochs)
-        if best_state is not None and self.history.epochs[-1]["val_loss"] > best_val:
-            self.restore(best_state)
+        self.epoch = min(len(self.history.epochs), self.epochs)
+        if self._best_state is not None and self.history.epochs[-1]["val_loss"] > self._best_val:
+            self.restore(self._best_state)
         if self.skipped_steps and self.skipped_steps >= self.step:
             raise TrainingError(f"every one of the {self.step} steps had a non-finite loss or "
                                 "gradient; lower --lr, set --clip-norm, or check the data")
@@ -260,6 +248,181 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self, logs)
         return self.history
+
+    def _run_epoch(self, epoch: int, x_train: torch.Tensor, x_val: torch.Tensor | None,
+                   batch_size: int, n_train: int) -> None:
+        """One epoch (or the rest of one, after a resume), then its logs and checkpoint."""
+        train = self.config.train
+        self.epoch = epoch
+        for cb in self.callbacks:
+            cb.on_epoch_begin(self, epoch)
+        t0 = time.perf_counter()
+        self._epoch_rng = self.generator.get_state()
+        order = (torch.randperm(n_train, generator=self.generator) if train.shuffle
+                 else torch.arange(n_train)).to(x_train.device)
+        first = self._resume_batch
+        loss_sum, loss_count, samples = self._resume_totals
+        self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
+        for i in range(first, self.steps_per_epoch):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            xb = x_train if batch_size == n_train and not train.shuffle else x_train[idx]
+            self.lr = self.schedule.lr(self.step)
+            loss = self.train_step(xb)
+            if math.isfinite(loss):
+                loss_sum += loss * xb.shape[0]
+                loss_count += xb.shape[0]
+            samples += xb.shape[0]
+            for cb in self.callbacks:
+                cb.on_step_end(self, self.step, loss)
+            self.step += 1
+            if self.step >= self._next_checkpoint and i + 1 < self.steps_per_epoch:
+                self._save_checkpoints(epoch, i + 1, (loss_sum, loss_count, samples))
+            if self.stop_training:
+                break
+        seconds = time.perf_counter() - t0
+        val_loss = mean_loss(self.model, x_val) if x_val is not None and len(x_val) else None
+        logs = {"epoch": epoch + 1, "step": self.step, "lr": self.lr,
+                "train_loss": loss_sum / loss_count if loss_count else None,
+                "val_loss": val_loss, "seconds": seconds,
+                "samples_per_second": samples / max(seconds, 1e-9),
+                "skipped_steps": self.skipped_steps}
+        self.history.epochs.append(logs)
+        if self.schedule.on_epoch_end(val_loss):
+            self.log_event("lr_cut", f"validation loss stalled: lr now {self.schedule.lr(self.step):.3g}")
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, logs)
+        self._early_stopping(val_loss)
+        if self._checkpointers:
+            self._save_checkpoints(epoch + 1, 0, (0.0, 0, 0))
+
+    def _early_stopping(self, val_loss: float | None) -> None:
+        patience = self.config.train.early_stopping_patience
+        if patience is None or val_loss is None:
+            return
+        if val_loss < self._best_val:
+            self._best_val, self._best_state, self._bad_epochs = val_loss, self.snapshot(), 0
+            return
+        self._bad_epochs += 1
+        if self._bad_epochs >= patience:
+            self.log_event("early_stop", f"no better validation loss for {patience} "
+                           f"epochs; restoring the best weights (val_loss {self._best_val:.4g})")
+            self.stop_training = True
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _checkpoint_after(self, step: int) -> float:
+        """The next step count at which a mid-epoch checkpoint is due (inf: never)."""
+        every = self._checkpoint_every
+        return math.inf if not every else (step // every + 1) * every
+
+    def _save_checkpoints(self, epoch: int, batch: int, totals: tuple[float, int, int]) -> None:
+        """Hand the state to the checkpointers: next ``batch`` of ``epoch`` is to run."""
+        self._position = (epoch, batch, totals)
+        for cp in self._checkpointers:
+            cp.save(self)
+        self._next_checkpoint = self._checkpoint_after(self.step)
+
+    def training_state(self) -> TrainingState:
+        """Everything an exact resume needs, at the position of the last ``_save_checkpoints``.
+
+        Returns:
+            Tensors (weights, optimizer state, random generator states, best weights of early
+            stopping) and a JSON-able dictionary (position, schedule, history, fingerprints).
+        """
+        epoch, batch, totals = self._position
+        # At an epoch start the generator is already at the next epoch's start state.
+        epoch_rng = self._epoch_rng if batch > 0 else self.generator.get_state()
+        tensors = self.snapshot()
+        tensors["rng.epoch_generator"] = epoch_rng.clone()
+        tensors["rng.torch_global"] = torch.get_rng_state()
+        if self._best_state is not None:
+            tensors.update({f"best.{k}": v for k, v in self._best_state.items()})
+        meta = {
+            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+            "step": self.step, "epoch": epoch, "batch_in_epoch": batch,
+            "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
+            "skipped_steps": self.skipped_steps, "stop_training": self.stop_training,
+            "schedule": self.schedule.state_dict(),
+            "history": {"epochs": self.history.epochs, "events": self.history.events},
+            "epoch_totals": dict(zip(("loss_sum", "loss_count", "samples"), totals)),
+            "early_stopping": {"best_val": None if math.isinf(self._best_val)
+                               else self._best_val, "bad_epochs": self._bad_epochs},
+            "config": config_fingerprint(self.config.to_dict()),
+            "data": self.data_fingerprint, "checksum": "", "metrics_bytes": 0,
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks
+                          if callable(getattr(cb, "state_dict", None))},
+        }
+        return TrainingState(tensors, meta)
+
+    def load_training_state(self, state: TrainingState) -> None:
+        """Continue from a checkpoint (called by a Checkpointer in ``on_train_begin``).
+
+        Raises:
+            ConfigError: the checkpoint was written under another configuration or data.
+            FormatError: its tensors or positions do not fit this run.
+        """
+        meta, tensors = state.meta, state.tensors
+        check_config_matches(state, self.config.to_dict())
+        check_data_matches(state, self.data_fingerprint)
+        if (meta.get("epochs"), meta.get("steps_per_epoch")) != (self.epochs,
+                                                                 self.steps_per_epoch):
+            raise FormatError(f"{state.path}: checkpoint is for {meta.get('epochs')} epochs of "
+                              f"{meta.get('steps_per_epoch')} steps, this run has "
+                              f"{self.epochs} of {self.steps_per_epoch}")
+        if meta["epoch"] > self.epochs or meta["batch_in_epoch"] >= self.steps_per_epoch:
+            raise FormatError(f"{state.path}: checkpoint position (epoch {meta['epoch']}, batch "
+                              f"{meta['batch_in_epoch']}) is outside this run")
+        self._load_tensors(state)
+        self.schedule.load_state_dict(meta["schedule"])
+        self.step, self.epoch = meta["step"], meta["epoch"]
+        self.skipped_steps = meta["skipped_steps"]
+        self.stop_training = bool(meta.get("stop_training", False))
+        self._resume_batch = meta["batch_in_epoch"]
+        totals = meta["epoch_totals"]
+        self._resume_totals = (float(totals["loss_sum"]), int(totals["loss_count"]),
+                               int(totals["samples"]))
+        self.history.epochs = list(meta["history"]["epochs"])
+        self.history.events = list(meta["history"]["events"])
+        best = meta["early_stopping"].get("best_val")
+        self._best_val = math.inf if best is None else float(best)
+        self._bad_epochs = int(meta["early_stopping"].get("bad_epochs", 0))
+        for cb in self.callbacks:
+            saved = meta.get("callbacks", {}).get(type(cb).__name__)
+            if saved is not None and callable(getattr(cb, "load_state_dict", None)):
+                cb.load_state_dict(saved)
+
+    def _load_tensors(self, state: TrainingState) -> None:
+        """Weights, optimizer state, generator states and best weights from a checkpoint."""
+        tensors = state.tensors
+        current = self.snapshot()
+        for key, value in current.items():
+            got = tensors.get(key)
+            if got is None or got.shape != value.shape or got.dtype != value.dtype:
+                raise FormatError(f"{state.path}: checkpoint tensor {key} is "
+                                  f"{None if got is None else (tuple(got.shape), got.dtype)}, "
+                                  f"this run needs {(tuple(value.shape), value.dtype)}")
+        expected_optim = set(current) - {k for k in current if k.startswith("model.")}
+        present_optim = {k for k in tensors if k.startswith("optim.")}
+        if present_optim - expected_optim and expected_optim:
+            raise FormatError(f"{state.path}: unexpected optimizer state "
+                              f"{sorted(present_optim - expected_optim)}")
+        if not expected_optim and present_optim:  # Adam state appears after its first step
+            flat = self.flat.data
+            for key in present_optim:
+                if tensors[key].shape not in (flat.shape, torch.Size([])):
+                    raise FormatError(f"{state.path}: optimizer state {key} has shape "
+                                      f"{tuple(tensors[key].shape)}, expected {tuple(flat.shape)}")
+        self.restore({k: v.to(self.flat.data.device) for k, v in tensors.items()
+                      if k.startswith(("model.", "optim."))})
+        for key, setter, ref in (("rng.epoch_generator", self.generator.set_state,
+                                  self.generator.get_state()),
+                                 ("rng.torch_global", torch.set_rng_state, torch.get_rng_state())):
+            got = tensors.get(key)
+            if got is None or got.dtype != torch.uint8 or got.shape != ref.shape:
+                raise FormatError(f"{state.path}: checkpoint random state {key} is missing or "
+                                  "malformed")
+            setter(got.clone())
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        self._best_state = best or None
 
     def _has_batch_norm(self) -> bool:
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())

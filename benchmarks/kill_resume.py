@@ -1,0 +1,125 @@
+"""SIGKILL a training run at random moments, resume it, and compare with an uninterrupted run.
+
+Each trial starts ``aekit train`` in a fresh folder, kills it with SIGKILL at a random moment
+(every fourth trial: resumes it and kills it again while a checkpoint is written but not yet
+renamed, through the ``AEKIT_TEST_SLOW_CHECKPOINT`` hook), resumes it to the end, and checks that
+the final weights are bitwise equal to the uninterrupted run's and that ``metrics.jsonl`` holds
+every epoch once, in order.
+
+    PYTHONPATH=src python benchmarks/kill_resume.py --kills 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SLOW_ENV = "AEKIT_TEST_SLOW_CHECKPOINT"
+TOTAL_STEPS = 276  # 6 epochs of ceil(1455 / 32) = 46 steps (digits less the test and val splits)
+ARGS = ["--data", "digits", "--hidden", "32", "--latent-dim", "8", "--epochs", "6",
+        "--batch-size", "32", "--checkpoint-every-steps", "10", "--threads", "1",
+        "--no-progress", "--seed", "1"]
+
+
+def start(out: Path, *extra: str, slow: bool = False) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    env.pop(SLOW_ENV, None)
+    if slow:
+        env[SLOW_ENV] = "30"
+    return subprocess.Popen([sys.executable, "-m", "aekit", "train", *ARGS, "--out", str(out),
+                             *extra], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def newest_step(out: Path) -> int:
+    """Step of the newest checkpoint in ``out`` (-1: none yet)."""
+    names = [p.name for p in out.glob("checkpoint-*.safetensors")] if out.exists() else []
+    return max((int(n[11:21]) for n in names), default=-1)
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return wa.keys() == wb.keys() and all(
+        wa[k].dtype == wb[k].dtype and wa[k].numpy().tobytes() == wb[k].numpy().tobytes()
+        for k in wa)
+
+
+def epoch_steps(run: Path) -> list[tuple[int, int]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [(r["epoch"], r["step"]) for r in map(json.loads, lines) if r.get("type") == "epoch"]
+
+
+def trial(out: Path, baseline: Path, rng: random.Random, slow: bool) -> str:
+    """One kill and resume; returns a one-line description (starts with 'match' on success)."""
+    proc = start(out)
+    # a random moment of the training proper: past a random step, then a random delay
+    target = rng.randrange(1, TOTAL_STEPS)
+    while newest_step(out) < target and proc.poll() is None:
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0.0, 0.1))
+    moment = f"past step {target}"
+    if slow:  # then resumed and killed while its first checkpoint is written, not yet renamed
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        proc = start(out, "--resume", slow=True)
+        while not any(out.glob(".checkpoint-*.tmp")) and proc.poll() is None:
+            time.sleep(0.01)
+        moment += ", resumed, killed again during a checkpoint write"
+    finished = proc.poll() is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    ckpts = sorted(p.name for p in out.glob("checkpoint-*.safetensors")) if out.exists() else []
+    resumed = start(out, "--resume")
+    _, err = resumed.communicate()
+    if resumed.returncode != 0:
+        return f"FAIL resume exit {resumed.returncode}: {err.strip()[-200:]}"
+    ok = same_weights(out, baseline) and epoch_steps(out) == epoch_steps(baseline)
+    state = "finished before the kill" if finished else f"killed {moment}"
+    last = ckpts[-1] if ckpts else "no checkpoint yet"
+    return f"{'match' if ok else 'MISMATCH'}: {state}, newest checkpoint {last}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="aekit-kill-"))
+    try:
+        baseline = work / "baseline"
+        t0 = time.monotonic()
+        proc = start(baseline)
+        _, err = proc.communicate()
+        wall = time.monotonic() - t0
+        if proc.returncode != 0:
+            print(f"baseline failed: {err}")
+            return 1
+        train = json.loads((baseline / "summary.json").read_text())["train_seconds"]
+        print(f"uninterrupted run: {wall:.1f}s wall, {train:.1f}s of training")
+        matched = 0
+        for k in range(args.kills):
+            line = trial(work / f"trial-{k}", baseline, rng, slow=k % 4 == 3)
+            matched += line.startswith("match")
+            print(f"kill {k + 1:2d}: {line}", flush=True)
+        print(f"{matched}/{args.kills} killed-and-resumed runs ended bitwise equal to the "
+              "uninterrupted run (weights and metrics.jsonl epochs)")
+        return 0 if matched == args.kills else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""``aekit diagnose RUN_DIR`` and ``aekit lr-find``: the training doctor on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from aekit.commands.common import add_config_options, config_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    diagnose_parser(sub)
+    lr_find_parser(sub)
+
+
+def diagnose_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diagnose", help="explain what went wrong in a training run",
+                       description="Read RUN_DIR/metrics.jsonl (and summary.json) and print the "
+                       "findings, most important first, with the evidence and the advice.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by aekit train")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=run_diagnose)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of ``run_dir/metrics.jsonl``.
+
+    Raises:
+        FormatError: the folder or file is missing, or a line is not a JSON object.
+    """
+    from aekit.errors import FormatError
+
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file (expected a run folder written by "
+                          "`aekit train --out RUN_DIR`)")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise FormatError(f"{path}, line {number}: not JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise FormatError(f"{path}, line {number}: expected a JSON object, "
+                              f"received {type(record).__name__}")
+        records.append(record)
+    return records
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    from aekit.training.findings import find_all, format_finding, split_records
+
+    run_dir = Path(args.run_dir)
+    records = read_metrics(run_dir)
+    findings = find_all(records)
+    if args.json:
+        print(json.dumps([f.to_dict() for f in findings], indent=2))
+        return 0
+    epochs, diags, events = split_records(records)
+    print(f"{run_dir}: {len(epochs)} epochs, {len(diags)} diagnostics samples, "
+          f"{len(events)} events")
+    for event in events:
+        print(f"  event at step {event.get('step')}: [{event.get('kind')}] "
+              f"{event.get('message', '')}")
+    if not findings:
+        print("no problem found: gradients, activations and losses look healthy")
+    for finding in findings:
+        print(format_finding(finding))
+    return 0
+
+
+def lr_find_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lr-find", help="learning-rate range test: suggest --lr",
+                       description="Train a copy of the model for --num-steps steps with the "
+                       "learning rate growing exponentially, save the curve (PNG + JSON) and "
+                       "print the suggested --lr (the minimum of the smoothed loss / 10).")
+    p.add_argument("--out", default="lr_find", help="folder for lr_find.png and lr_find.json "
+                   "(default: lr_find)")
+    p.add_argument("--config", default=None, help="JSON or TOML file of options")
+    p.add_argument("--start-lr", type=float, default=1e-6, help="first lr (default: 1e-6)")
+    p.add_argument("--end-lr", type=float, default=1.0, help="last lr (default: 1.0)")
+    p.add_argument("--num-steps", type=int, default=100, help="steps (default: 100)")
+    add_config_options(p)
+    p.set_defaults(func=run_lr_find)
+
+
+def run_lr_find(args: argparse.Namespace) -> int:
+    from aekit.apps.lr_find import lr_find_on_data, save_curve
+
+    cfg = config_from_args(args)
+    result = lr_find_on_data(cfg, args.start_lr, args.end_lr, args.num_steps)
+    json_path, png_path = save_curve(result, args.out)
+    note = "" if result.reliable else " (unreliable: the loss never fell; steepest descent)"
+    print(f"tested {len(result.lrs)} learning rates from {result.lrs[0]:.2g} to "
+          f"{result.lrs[-1]:.2g} ({cfg.optim.optimizer}, batch {cfg.train.batch_size})")
+    print(f"minimum of the smoothed loss at lr {result.lr_min_loss:.3g}")
+    print(f"suggested --lr {result.suggestion:.3g}{note}")
+    print(f"curve: {png_path}, {json_path}")
+    return 0

@@ -1,0 +1,458 @@
+"""``aekit report RUN_DIR``: one self-contained ``report.html`` that shows a training run.
+
+Everything is inline (SVG charts and base64 PNG images drawn with matplotlib's Agg backend, a
+few lines of CSS and JavaScript), so the file opens anywhere without a network. Sections:
+
+1. the headline numbers (test error next to PCA at the same latent size);
+2. loss and validation curves, and the learning rate, with the run's events marked;
+3. per-layer gradient norms and activation statistics over time (``diag`` records of
+   ``metrics.jsonl``, when the run logged them);
+4. the doctor's findings (``summary.json`` ``findings``, when present);
+5. originals beside reconstructions (image data);
+6. a 2-D map of the codes (PCA of the codes), coloured by label when labels exist;
+7. the configuration.
+
+A section whose inputs are missing says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aekit.errors import AekitError, FormatError
+from aekit.serialization import atomic_write_bytes, read_json
+
+MAX_CODE_POINTS = 2000
+N_RECONSTRUCTIONS = 10
+META_KEYS = ("type", "step", "epoch", "time", "seconds")
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;
+text-align:left;font-size:.92em} th{background:#f4f4f4} .note{color:#666;font-style:italic}
+.grid{display:flex;flex-wrap:wrap;gap:1em} .grid .plot{flex:1 1 480px} .plot svg,.plot img{max-width:100%;height:auto}
+.finding{border-left:4px solid #c90;padding:.3em .8em;margin:.4em 0;background:#fff8e6}
+.finding.error,.finding.critical{border-color:#c22;background:#fdecec}
+.finding.info{border-color:#27a;background:#eef6fb} .good{color:#174} .bad{color:#a22}
+"""
+
+_JS = """
+window.aekitErrors = [];
+window.addEventListener('error', function (e) { window.aekitErrors.push(String(e.message)); });
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.querySelectorAll('.plot img'));
+  var broken = imgs.filter(function (im) { return !im.complete || im.naturalWidth === 0; });
+  var svgs = document.querySelectorAll('.plot svg').length;
+  document.body.setAttribute('data-plots', String(imgs.length - broken.length + svgs));
+  document.body.setAttribute('data-broken', String(broken.length));
+  document.body.setAttribute('data-errors', String(window.aekitErrors.length));
+  document.body.setAttribute('data-rendered', broken.length === 0 ? 'ok' : 'broken');
+});
+"""
+
+
+# -- reading the run folder ------------------------------------------------------------------
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl``; unparseable lines (a crash mid-write) are skipped.
+
+    Raises:
+        FormatError: the file is missing.
+    """
+    if not path.is_file():
+        raise FormatError(f"{path}: metrics file is missing (expected a run folder written by "
+                          "`aekit train`)")
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records
+
+
+def flatten_numbers(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (possibly nested) record as ``{"a/b": value}``, metadata left out."""
+    out: dict[str, float] = {}
+    for key, value in record.items():
+        if not prefix and key in META_KEYS:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_numbers(value, name + "/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+DIAG_TYPES = ("diagnostics", "diag")
+DIAG_PANELS = {  # leaf metric -> (title, log scale); others follow in alphabetical order
+    "grad_norm": ("gradient L2 norm per layer (global: all weights)", True),
+    "grad_rms": ("gradient RMS per layer", True),
+    "update_ratio": ("update ratio ||dw|| / ||w|| per layer", True),
+    "weight_norm": ("weight L2 norm per layer", False),
+    "act_mean": ("activation mean per layer (probe batch)", False),
+    "act_std": ("activation standard deviation per layer (probe batch)", False),
+    "dead": ("share of dead ReLU units per layer", False),
+    "saturated": ("share of saturated sigmoid/tanh units per layer", False),
+}
+DIAG_SKIP = ("loss", "lr")  # already on the training curves
+
+
+def diag_series(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Group the numbers of diagnostics records (``type`` "diagnostics" or "diag") by metric.
+
+    A nested record ``{"layers": {"encoder.0": {"grad_norm": 0.3}}, "grad_norm": 1.2}`` gives
+    the panel ``grad_norm`` with the series ``encoder.0`` and ``global``; a top-level
+    ``grad_norm_clipped`` joins the ``grad_norm`` panel as ``global (clipped)``.
+
+    Returns:
+        ``{metric: {series name: [(step, value), ...]}}``; empty when there are no records.
+    """
+    panels: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    diags = [r for r in records if r.get("type") in DIAG_TYPES]
+    for index, record in enumerate(diags):
+        x = float(record.get("step", index))
+        for name, value in flatten_numbers(record).items():
+            parts = name.split("/")
+            metric, owner = parts[-1], "/".join(p for p in parts[:-1] if p != "layers")
+            if not owner:
+                if metric in DIAG_SKIP:
+                    continue
+                if metric == "grad_norm_clipped":
+                    metric, owner = "grad_norm", "global (clipped)"
+                else:
+                    owner = "global"
+            if math.isfinite(value):
+                panels.setdefault(metric, {}).setdefault(owner, []).append((x, value))
+    return panels
+
+
+# -- drawing ---------------------------------------------------------------------------------
+def _figure(width: float = 6.4, height: float = 3.4) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def figure_svg(fig: Any) -> str:
+    """A matplotlib figure as an inline ``<svg>`` element (no XML prologue)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def figure_png(fig: Any) -> str:
+    """A matplotlib figure as an ``<img>`` with a base64 PNG data URI."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def plot_curves(epochs: list[dict[str, Any]], events: list[dict[str, Any]]) -> str:
+    """Train/validation loss (log scale) and learning rate per epoch, events as dashed lines."""
+    fig = _figure(10, 3.4)
+    loss_ax, lr_ax = fig.subplots(1, 2)
+    x = [e.get("epoch", i + 1) for i, e in enumerate(epochs)]
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        ys = [e.get(key) for e in epochs]
+        if any(isinstance(y, (int, float)) and math.isfinite(y) for y in ys):
+            loss_ax.plot(x, [np.nan if y is None else y for y in ys], marker=".", label=label)
+    loss_ax.set(title="loss", xlabel="epoch", yscale="log")
+    loss_ax.legend()
+    lr_ax.plot(x, [e.get("lr", np.nan) for e in epochs], color="tab:green", marker=".")
+    lr_ax.set(title="learning rate (end of epoch)", xlabel="epoch")
+    for event in events:
+        for ax in (loss_ax, lr_ax):
+            ax.axvline(event.get("epoch", 0) + 1, color="tab:red", linestyle="--", alpha=.5)
+    return figure_svg(fig)
+
+
+def plot_series(title: str, series: dict[str, list[tuple[float, float]]], log: bool) -> str:
+    """One line per series over steps; legend only when it stays readable."""
+    fig = _figure(5.4, 3.2)
+    ax = fig.subplots()
+    for name, points in sorted(series.items()):
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, label=name, linewidth=1.2)
+    positive = all(v > 0 for pts in series.values() for _, v in pts)
+    ax.set(title=title, xlabel="step", yscale="log" if log and positive else "linear")
+    if len(series) <= 16:
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return figure_svg(fig)
+
+
+def _as_images(x: np.ndarray, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """Rows of (n, features) as (n, h, w) or (n, h, w, c) for imshow, clipped to [0, 1]."""
+    imgs = x.reshape((len(x), *sample_shape))
+    if imgs.ndim == 4:  # channels first -> last
+        imgs = np.moveaxis(imgs, 1, -1)
+        if imgs.shape[-1] == 1:
+            imgs = imgs[..., 0]
+    return np.clip(imgs, 0.0, 1.0)
+
+
+def plot_reconstructions(orig: np.ndarray, recon: np.ndarray,
+                         sample_shape: tuple[int, ...]) -> str:
+    """Originals (top row) above their reconstructions (bottom row), in scaled [0, 1] units."""
+    n = len(orig)
+    fig = _figure(1.0 * n, 2.3)
+    axes = np.asarray(fig.subplots(2, n)).reshape(2, n)
+    for row, data in enumerate((_as_images(orig, sample_shape), _as_images(recon, sample_shape))):
+        for col in range(n):
+            ax = axes[row, col]
+            ax.imshow(data[col], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel("original" if row == 0 else "reconstruction", fontsize=8)
+    return figure_png(fig)
+
+
+def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project codes on their first two principal axes.
+
+    Returns:
+        (n, 2) coordinates and the share of the codes' variance each axis explains.
+    """
+    centred = codes.astype(np.float64) - codes.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    coords = centred @ vt[:2].T
+    if coords.shape[1] < 2:  # a 1-D code: plot it against zero
+        coords = np.hstack([coords, np.zeros((len(coords), 1))])
+    var = s ** 2
+    share = var[:2] / max(var.sum(), 1e-30)
+    return coords, np.pad(share, (0, 2 - len(share)))
+
+
+def plot_code_map(codes: np.ndarray, labels: np.ndarray | None) -> str:
+    """Scatter of the codes' first two principal components, one colour per label."""
+    coords, share = pca_2d(codes)
+    fig = _figure(6.4, 5.0)
+    ax = fig.subplots()
+    if labels is not None:
+        classes = np.unique(labels)
+        cmap = "tab10" if len(classes) <= 10 else "tab20"
+        points = ax.scatter(coords[:, 0], coords[:, 1], c=labels, cmap=cmap, s=6, alpha=.8)
+        if len(classes) <= 20:
+            fig.colorbar(points, ax=ax, label="label", ticks=classes)
+    else:
+        ax.scatter(coords[:, 0], coords[:, 1], s=6, alpha=.6)
+    ax.set(title="codes, first two principal components",
+           xlabel=f"PC1 ({share[0]:.0%} of code variance)",
+           ylabel=f"PC2 ({share[1]:.0%} of code variance)")
+    return figure_png(fig)
+
+
+def plot_pca_bars(summary: dict[str, Any]) -> str:
+    """Bar chart: test MSE of the autoencoder and of PCA at the same latent size."""
+    fig = _figure(4.2, 3.0)
+    ax = fig.subplots()
+    k = summary.get("pca_components", summary.get("latent_dim"))
+    ax.bar(["autoencoder", f"PCA-{k}"], [summary["test_mse"], summary["pca_test_mse"]],
+           color=["tab:blue", "tab:gray"])
+    ax.set(title="test MSE (scaled units, lower is better)")
+    return figure_svg(fig)
+
+
+# -- HTML pieces -----------------------------------------------------------------------------
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def html_table(rows: list[tuple[Any, Any]], header: tuple[str, str] | None = None) -> str:
+    """A two-column HTML table, values escaped."""
+    head = f"<tr><th>{_esc(header[0])}</th><th>{_esc(header[1])}</th></tr>" if header else ""
+    body = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(_fmt(v))}</td></tr>" for k, v in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _plot(inner: str) -> str:
+    return f'<div class="plot">{inner}</div>'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_esc(text)}</p>'
+
+
+def section_headline(summary: dict[str, Any]) -> str:
+    """The numbers a user asks first: error next to PCA, time, speed."""
+    keys = ("data", "test", "n_train", "n_val", "n_test", "n_features", "latent_dim", "epochs",
+            "steps", "skipped_steps", "train_seconds", "samples_per_second", "val_mse",
+            "test_mse", "pca_test_mse", "test_sse_per_sample", "pca_test_sse_per_sample")
+    parts = [html_table([(k, summary[k]) for k in keys if k in summary])]
+    if "ratio_to_pca" in summary:
+        ratio = summary["ratio_to_pca"]
+        verdict = ("better than" if ratio < 1 else "worse than") + " PCA"
+        css = "good" if ratio < 1 else "bad"
+        parts.insert(0, f'<p class="{css}"><b>Test error is {ratio:.2f}x PCA\'s at the same '
+                        f'latent size ({verdict}).</b></p>')
+        parts.append(_plot(plot_pca_bars(summary)))
+    else:
+        parts.append(_note("No test set was scored, so there is no comparison with PCA."))
+    return "<h2>Result and comparison with PCA</h2>" + "".join(parts)
+
+
+def section_training(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """Loss, validation loss and learning rate per epoch, plus the list of events."""
+    epochs = [r for r in records if r.get("type", "epoch") == "epoch" and "train_loss" in r]
+    events = [r for r in records if r.get("type") == "event"] or list(summary.get("events", []))
+    out = ["<h2>Training curves</h2>"]
+    if not epochs:
+        return out[0] + _note("metrics.jsonl holds no epoch records.")
+    out.append(_plot(plot_curves(epochs, events)))
+    if events:
+        out.append("<h3>Events</h3>" + html_table(
+            [(f"epoch {e.get('epoch', 0) + 1}, step {e.get('step', '?')}: {e.get('kind', '')}",
+              e.get("message", "")) for e in events]))
+    return "".join(out)
+
+
+def section_diagnostics(records: list[dict[str, Any]]) -> str:
+    """Per-layer gradient norms and activation statistics from ``diag`` records."""
+    panels = diag_series(records)
+    out = ["<h2>Gradients and activations</h2>"]
+    if not panels:
+        out.append(_note("No diagnostics records in metrics.jsonl: this run did not log per-layer "
+                         "gradient norms or activation statistics "
+                         "(--diagnostics-every-steps N turns them on)."))
+        return "".join(out)
+    order = [m for m in DIAG_PANELS if m in panels] + sorted(set(panels) - set(DIAG_PANELS))
+    plots = [_plot(plot_series(DIAG_PANELS.get(m, (m, False))[0], panels[m],
+                               DIAG_PANELS.get(m, (m, False))[1])) for m in order]
+    out.append('<div class="grid">' + "".join(plots) + "</div>")
+    return "".join(out)
+
+
+def section_findings(summary: dict[str, Any]) -> str:
+    """The doctor's findings as coloured boxes (any list of dicts or strings is accepted)."""
+    findings = summary.get("findings")
+    out = ["<h2>Doctor's findings</h2>"]
+    if findings is None:
+        return out[0] + _note("summary.json has no findings (the run was not diagnosed).")
+    if isinstance(findings, dict):
+        findings = [dict(v, name=k) if isinstance(v, dict) else {"name": k, "message": v}
+                    for k, v in findings.items()]
+    if not findings:
+        return out[0] + '<p class="good">No problems found.</p>'
+    for item in findings:
+        if not isinstance(item, dict):
+            out.append(f'<div class="finding">{_esc(item)}</div>')
+            continue
+        level = str(item.get("severity", item.get("level", "warning"))).lower()
+        title = item.get("kind") or item.get("name") or item.get("code") or "finding"
+        text = item.get("message") or item.get("why") or ""
+        if item.get("step") is not None:
+            text = f"{text} (step {item['step']})"
+        rest = {k: v for k, v in item.items() if k not in ("severity", "level", "kind", "name",
+                                                            "code", "message", "why", "step")}
+        extra = "".join(f"<br><small>{_esc(k)}: {_esc(_fmt(v))}</small>" for k, v in rest.items())
+        out.append(f'<div class="finding {_esc(level)}"><b>{_esc(title)}</b> ({_esc(level)}): '
+                   f"{_esc(text)}{extra}</div>")
+    return "".join(out)
+
+
+def section_model_views(run_dir: Path) -> str:
+    """Reconstructions (images) and the code map, from the saved model and its data."""
+    out = ["<h2>Reconstructions and codes</h2>"]
+    try:
+        import aekit
+        from aekit.runner import load_run_data
+
+        ae = aekit.load(run_dir)
+        train, test, _ = load_run_data(ae.config)
+    except (AekitError, OSError) as exc:
+        return out[0] + _note(f"The model or its data could not be loaded ({exc}).")
+    data = test if test is not None else train
+    rng = np.random.default_rng(0)
+    if ae.data_kind == "image":
+        pick = np.sort(rng.choice(data.n_samples, min(N_RECONSTRUCTIONS, data.n_samples),
+                                  replace=False))
+        scaled = ae.scaler.transform(data.x[pick])
+        recon = ae.scaler.transform(ae.reconstruct(data.x[pick]))
+        out.append("<h3>Originals (top) and reconstructions (bottom), test data</h3>")
+        out.append(_plot(plot_reconstructions(scaled, recon, ae.sample_shape)))
+    else:
+        out.append(_note("Tabular data: no images to show."))
+    pick = np.sort(rng.choice(train.n_samples, min(MAX_CODE_POINTS, train.n_samples),
+                              replace=False))  # the training data: more points than the test
+    codes = ae.encode(train.x[pick])
+    labels = train.labels[pick] if train.labels is not None else None
+    out.append(f"<h3>Map of the codes ({len(pick)} training samples"
+               f"{', coloured by label' if labels is not None else ''})</h3>")
+    out.append(_plot(plot_code_map(codes, labels)))
+    return "".join(out)
+
+
+def section_config(run_dir: Path) -> str:
+    """Every option of the run, one table per section."""
+    try:
+        meta = read_json(run_dir / "config.json", "model config")
+    except FormatError as exc:
+        return "<h2>Configuration</h2>" + _note(str(exc))
+    tables = [f"<div><h3>{_esc(name)}</h3>{html_table(sorted(values.items()))}</div>"
+              for name, values in meta.get("config", {}).items() if isinstance(values, dict)]
+    extra = [(k, meta[k]) for k in ("sample_shape", "data_kind", "output_activation",
+                                    "n_features", "aekit_version") if k in meta]
+    return ("<h2>Configuration</h2>" + html_table(extra) + '<div class="grid">' +
+            "".join(tables) + "</div>")
+
+
+def build_report(run_dir: str | Path) -> str:
+    """The report of a run folder as one HTML string.
+
+    Raises:
+        FormatError: the folder is not a run folder (no metrics.jsonl / summary.json).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FormatError(f"{run_dir}: no such run folder (expected a folder written by "
+                          "`aekit train --out`)")
+    records = read_metrics(run_dir / "metrics.jsonl")
+    summary = read_json(run_dir / "summary.json", "run summary")
+    body = "".join([
+        f"<h1>aekit run: {_esc(run_dir.resolve().name)}</h1>",
+        section_headline(summary), section_training(records, summary),
+        section_diagnostics(records), section_findings(summary),
+        section_model_views(run_dir), section_config(run_dir),
+    ])
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>aekit report: {_esc(run_dir.name)}</title><style>{_CSS}</style>"
+            f"<script>{_JS}</script></head><body>{body}</body></html>\n")
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` (atomically) for a run folder.
+
+    Args:
+        run_dir: the run folder.
+        out: the file to write; default ``RUN_DIR/report.html``.
+
+    Returns:
+        The path written.
+    """
+    path = Path(out) if out is not None else Path(run_dir) / "report.html"
+    atomic_write_bytes(path, build_report(run_dir).encode("utf-8"))
+    return path

@@ -1,0 +1,172 @@
+"""Remedies applied during training (the training doctor's hands).
+
+:class:`Doctor` keeps the last good state of the run in memory (weights, batch-norm buffers,
+optimizer state: ``trainer.snapshot()``), refreshed every ``snapshot_every_steps`` healthy steps
+and at each healthy epoch end. Then:
+
+- **non-finite loss or gradient** (the trainer skips such a step and reports a NaN loss;
+  always on): restore the last good state, multiply the learning rate by ``lr_factor``
+  (``trainer.schedule.scale_lr``) and go on;
+- **divergence** (with ``auto_fix``): the smoothed batch loss rises above
+  ``DIVERGENCE_FACTOR`` times its best value: the same rollback;
+- **plateau** (with ``auto_fix``): the epoch loss (validation if any, else train) improved by
+  less than ``PLATEAU_REL_IMPROVEMENT`` over ``plateau_epochs`` epochs: a warm restart of the
+  learning-rate schedule (``trainer.schedule.restart(step)``), at most ``max_restarts`` times.
+
+After ``max_rollbacks`` rollbacks a further one raises :class:`TrainingError` (the weights are
+left at the last good state, so a caller can still save them). Every remedy is logged with
+``trainer.log_event`` (console, ``metrics.jsonl``, ``summary.json``'s ``events``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from aekit.errors import TrainingError
+from aekit.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from aekit.training.trainer import Trainer
+
+DIVERGENCE_FACTOR = 3.0
+EMA_BETA = 0.9
+WARMUP_STEPS_BEFORE_DIVERGENCE = 20
+PLATEAU_REL_IMPROVEMENT = 0.002
+
+
+class Doctor(Callback):
+    """Rollback on NaN/Inf (always) and, with ``auto_fix``, on divergence and plateaus.
+
+    Args:
+        auto_fix: also act on divergence (rollback) and plateaus (warm restart).
+        max_rollbacks: rollbacks allowed; one more raises :class:`TrainingError`.
+        lr_factor: factor in (0, 1] applied to the learning rate at each rollback.
+        snapshot_every_steps: refresh the in-memory good state this often (healthy steps).
+        plateau_epochs: epochs without improvement that make a plateau.
+        max_restarts: warm restarts allowed.
+    """
+
+    def __init__(self, auto_fix: bool = False, max_rollbacks: int = 3, lr_factor: float = 0.5,
+                 snapshot_every_steps: int = 200, plateau_epochs: int = 5,
+                 max_restarts: int = 3) -> None:
+        self.auto_fix = auto_fix
+        self.max_rollbacks = max_rollbacks
+        self.lr_factor = lr_factor
+        self.snapshot_every_steps = snapshot_every_steps
+        self.plateau_epochs = plateau_epochs
+        self.max_restarts = max_restarts
+        self.rollbacks = 0
+        self.restarts = 0
+        self._good: dict[str, torch.Tensor] | None = None
+        self._good_step = 0
+        self._ema: float | None = None
+        self._best_ema = math.inf
+        self._steps_since_reset = 0
+        self._epoch_bad = False
+        self._epoch_losses: list[float] = []
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        self._save_good(trainer)
+
+    def _save_good(self, trainer: "Trainer") -> None:
+        self._good = trainer.snapshot()
+        self._good_step = trainer.step
+
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
+        self._epoch_bad = False
+
+    def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            self._roll_back(trainer, "non_finite", "the loss or a gradient was NaN/Inf")
+            return
+        self._ema = loss if self._ema is None else EMA_BETA * self._ema + (1 - EMA_BETA) * loss
+        self._steps_since_reset += 1
+        if self._steps_since_reset >= WARMUP_STEPS_BEFORE_DIVERGENCE:
+            self._best_ema = min(self._best_ema, self._ema)
+            if self.auto_fix and self._ema > DIVERGENCE_FACTOR * self._best_ema:
+                self._roll_back(trainer, "divergence",
+                                f"the smoothed loss {self._ema:.4g} rose above "
+                                f"{DIVERGENCE_FACTOR:g}x its best {self._best_ema:.4g}")
+                return
+        if step + 1 - self._good_step >= self.snapshot_every_steps and not self._epoch_bad:
+            self._save_good(trainer)
+
+    def _roll_back(self, trainer: "Trainer", reason: str, why: str) -> None:
+        """Restore the last good state and cut the lr, or raise when no attempt is left."""
+        self._epoch_bad = True
+        if self.rollbacks >= self.max_rollbacks:
+            if self._good is not None:
+                trainer.restore(self._good)
+            trainer.log_event("gave_up", f"{why} at step {trainer.step}; {self.rollbacks} "
+                              "rollback(s) already spent", reason=reason)
+            raise TrainingError(
+                f"training cannot go on: {why} at step {trainer.step} after {self.rollbacks} "
+                f"rollback(s) with the learning rate cut by {self.lr_factor:g} each time "
+                f"(--max-rollbacks {self.max_rollbacks}). The weights are those of step "
+                f"{self._good_step}. Try a lower --lr (aekit lr-find), --clip-norm 1.0, or "
+                "check the data")
+        self.rollbacks += 1
+        if self._good is not None:
+            trainer.restore(self._good)
+        old_lr = trainer.lr
+        trainer.schedule.scale_lr(self.lr_factor)
+        self._ema, self._best_ema, self._steps_since_reset = None, math.inf, 0
+        trainer.log_event("rollback", f"{why} at step {trainer.step}: restored the weights of "
+                          f"step {self._good_step} and cut the learning rate by "
+                          f"{self.lr_factor:g} (attempt {self.rollbacks}/{self.max_rollbacks})",
+                          reason=reason, restored_step=self._good_step, lr_before=old_lr,
+                          lr_factor=self.lr_factor, attempt=self.rollbacks)
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        if not self._epoch_bad:
+            self._save_good(trainer)
+        loss = logs.get("val_loss")
+        loss = logs.get("train_loss") if loss is None else loss
+        if loss is None or not math.isfinite(loss):
+            return
+        self._epoch_losses.append(float(loss))
+        if self.auto_fix and self._is_plateau() and self.restarts < self.max_restarts \
+                and trainer.step < trainer.schedule.total_steps:
+            self.restarts += 1
+            trainer.schedule.restart(trainer.step)
+            trainer.log_event("warm_restart", f"the loss improved by less than "
+                              f"{PLATEAU_REL_IMPROVEMENT:.1%} in {self.plateau_epochs} epochs: "
+                              f"warm restart of the learning-rate schedule "
+                              f"({self.restarts}/{self.max_restarts})", restart=self.restarts)
+            self._epoch_losses = [float(loss)]
+
+    def _is_plateau(self) -> bool:
+        losses = self._epoch_losses
+        if len(losses) <= self.plateau_epochs:
+            return False
+        before = min(losses[:-self.plateau_epochs])
+        recent = min(losses[-self.plateau_epochs:])
+        return (before - recent) < PLATEAU_REL_IMPROVEMENT * abs(before)
+
+
+def default_callbacks(train_cfg: Any, probe: torch.Tensor | None,
+                      existing: list[Callback] = ()) -> list[Callback]:
+    """The diagnostics and doctor callbacks a run gets from its :class:`TrainConfig`.
+
+    Args:
+        train_cfg: the run's ``TrainConfig`` (``diagnostics_every_steps``, ``auto_fix``,
+            ``max_rollbacks``, ``rollback_lr_factor``).
+        probe: training samples for the activation statistics.
+        existing: callbacks already given by the caller; a kind already present is not added.
+
+    Returns:
+        The callbacks to append (diagnostics first, then the doctor).
+    """
+    from aekit.training.diagnostics import Diagnostics
+
+    out: list[Callback] = []
+    every = train_cfg.diagnostics_every_steps
+    if every is not None and not any(isinstance(cb, Diagnostics) for cb in existing):
+        out.append(Diagnostics(every, probe))
+    if not any(isinstance(cb, Doctor) for cb in existing):
+        out.append(Doctor(auto_fix=train_cfg.auto_fix, max_rollbacks=train_cfg.max_rollbacks,
+                          lr_factor=train_cfg.rollback_lr_factor))
+    return out

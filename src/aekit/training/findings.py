@@ -1,0 +1,311 @@
+"""Findings: what went wrong in a run, with the evidence and the strategy that addresses it.
+
+Each detector is a pure function of the run's records as ``metrics.jsonl`` holds them (epoch
+logs, ``diagnostics`` samples from :mod:`aekit.training.diagnostics`, events) and returns a
+:class:`Finding` or None. :func:`find_all` runs them all and sorts the findings most important
+first. The thresholds are module constants, named, so that the rules can be read and tuned.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+VANISHING_RATIO = 1e-2  # gradient RMS of a layer below 1/100 of the largest layer's
+VANISHING_CRITICAL_RATIO = 1e-4
+EXPLODING_GRAD_NORM = 1e3
+EXPLODING_UPDATE_RATIO = 0.1  # one step moving a weight matrix by 10% of its norm
+DEAD_SHARE = 0.5
+SATURATED_SHARE = 0.3
+PLATEAU_REL_IMPROVEMENT = 0.002  # 0.2% over the last epochs...
+PLATEAU_LR_FRACTION = 0.1  # ...while the lr is still at least 10% of its peak
+DIVERGENCE_FACTOR = 1.5  # final train loss 1.5x the best one
+OSCILLATION_SIGN_CHANGES = 0.7
+OSCILLATION_AMPLITUDE = 0.02
+OVERFIT_VAL_RISE = 0.05
+
+
+@dataclass
+class Finding:
+    """One diagnosis: what (``kind``), how bad, when, the numbers behind it, and what to do."""
+
+    kind: str
+    severity: str
+    step: int | None
+    message: str
+    advice: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (for ``summary.json``)."""
+        return asdict(self)
+
+
+def split_records(records: Iterable[dict[str, Any]]) -> tuple[list, list, list]:
+    """Split ``metrics.jsonl`` records into (epochs, diagnostics, events) by their ``type``."""
+    epochs, diags, events = [], [], []
+    for r in records:
+        kind = r.get("type", "epoch")
+        (epochs if kind == "epoch" else diags if kind == "diagnostics" else
+         events if kind == "event" else []).append(r)
+    return epochs, diags, events
+
+
+def _finite(values: Iterable[Any]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def _late(diags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last quarter of the diagnostics samples (at least one)."""
+    return diags[-max(1, len(diags) // 4):]
+
+
+def detect_vanishing(epochs: list, diags: list, events: list) -> Finding | None:
+    """Gradient RMS shrinking toward the input: layers below ``VANISHING_RATIO`` of the largest."""
+    late = [d for d in _late(diags) if d.get("layers")]
+    if not late:
+        return None
+    names = [n for n, e in late[-1]["layers"].items() if "grad_rms" in e]
+    if len(names) < 3:
+        return None
+    rms = {n: statistics.median(_finite(d["layers"].get(n, {}).get("grad_rms") for d in late)
+                                or [math.nan]) for n in names}
+    top = max(v for v in rms.values() if math.isfinite(v)) if any(
+        math.isfinite(v) for v in rms.values()) else 0.0
+    if top <= 0:
+        return None
+    weak = [n for n in names if rms[n] < VANISHING_RATIO * top]
+    first_half = names[: max(1, len(names) // 2)]
+    if not weak or weak[0] not in first_half:  # must start at the input side
+        return None
+    strongest = max(names, key=lambda n: rms[n])
+    ratio = rms[weak[0]] / top
+    sev = "critical" if ratio < VANISHING_CRITICAL_RATIO else "high"
+    return Finding(
+        "vanishing_gradients", sev, late[-1]["step"],
+        f"vanishing gradients: the gradient at {weak[0]} is {ratio:.1e} of the one at "
+        f"{strongest} (RMS per weight); weak layers: {', '.join(weak)}",
+        "the early layers barely learn. With sigmoid/tanh units the derivatives multiply "
+        "toward zero layer by layer: use residual connections with batch normalization "
+        "(--residual --batch-norm), or a ReLU-family activation (--activation elu), and an "
+        "adaptive optimizer (--optimizer adam) whose per-weight steps do not shrink with the "
+        "gradient",
+        {"ratio": ratio, "weak_layers": weak, "strongest_layer": strongest,
+         "grad_rms": rms})
+
+
+def detect_exploding(epochs: list, diags: list, events: list) -> Finding | None:
+    """Huge gradient norms or steps that move a weight matrix by a large share of its norm."""
+    worst_norm, worst_ratio, at_step, at_layer = 0.0, 0.0, None, None
+    for d in diags:
+        norm = d.get("grad_norm")
+        if isinstance(norm, (int, float)) and math.isfinite(norm) and norm > worst_norm:
+            worst_norm = norm
+            if norm > EXPLODING_GRAD_NORM:
+                at_step = d["step"]
+        for name, e in d.get("layers", {}).items():
+            ratio = e.get("update_ratio")
+            if isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio > worst_ratio:
+                worst_ratio = ratio
+                if ratio > EXPLODING_UPDATE_RATIO:
+                    at_step, at_layer = d["step"], name
+    if worst_norm <= EXPLODING_GRAD_NORM and worst_ratio <= EXPLODING_UPDATE_RATIO:
+        return None
+    if worst_norm > EXPLODING_GRAD_NORM:
+        what = f"exploding gradients: global gradient norm up to {worst_norm:.3g}"
+    else:
+        what = (f"steps too large: one step changed {at_layer} by {worst_ratio:.1%} of its "
+                f"weights (gradient norm up to {worst_norm:.3g})")
+    return Finding(
+        "exploding_gradients", "high", at_step, what,
+        "steps are too large for the loss surface: clip the gradients (--clip-norm 1.0), lower "
+        "the learning rate (aekit lr-find), or add batch normalization (--batch-norm)",
+        {"max_grad_norm": worst_norm, "max_update_ratio": worst_ratio, "layer": at_layer})
+
+
+def _worst_activation(diags: list, key: str) -> tuple[str | None, float, int | None]:
+    worst_name, worst, step = None, 0.0, None
+    for d in _late(diags):
+        for name, e in d.get("layers", {}).items():
+            value = e.get(key)
+            if isinstance(value, (int, float)) and value > worst:
+                worst_name, worst, step = name, float(value), d["step"]
+    return worst_name, worst, step
+
+
+def detect_dead_units(epochs: list, diags: list, events: list) -> Finding | None:
+    """ReLU-family units never active on the probe batch in a large share of a layer."""
+    name, share, step = _worst_activation(diags, "dead")
+    if share < DEAD_SHARE:
+        return None
+    return Finding(
+        "dead_units", "high" if share > 0.8 else "medium", step,
+        f"dead units: {share:.0%} of the units of {name} output zero for every probe sample",
+        "these units no longer learn (their gradient is zero): lower the learning rate, use "
+        "--activation leaky_relu or elu, or add batch normalization (--batch-norm)",
+        {"layer": name, "dead_share": share})
+
+
+def detect_saturated_units(epochs: list, diags: list, events: list) -> Finding | None:
+    """Sigmoid/tanh units stuck near their bounds in a large share of a layer."""
+    name, share, step = _worst_activation(diags, "saturated")
+    if share < SATURATED_SHARE:
+        return None
+    return Finding(
+        "saturated_units", "high" if share > 0.6 else "medium", step,
+        f"saturated units: {share:.0%} of the units of {name} sit at their bounds",
+        "a saturated sigmoid/tanh passes almost no gradient: add batch normalization "
+        "(--batch-norm) to keep pre-activations centred, lower the learning rate, or use a "
+        "ReLU-family activation",
+        {"layer": name, "saturated_share": share})
+
+
+def detect_plateau(epochs: list, diags: list, events: list) -> Finding | None:
+    """Train loss flat over the last epochs while the lr is still high (not an annealed end)."""
+    losses = [e.get("train_loss") for e in epochs]
+    n = len(losses)
+    window = max(3, n // 4)
+    if n < window + 1 or any(not isinstance(v, (int, float)) for v in losses[-window - 1:]):
+        return None
+    before, last = losses[-window - 1], losses[-1]
+    improvement = (before - last) / max(abs(before), 1e-12)
+    lrs = _finite(e.get("lr") for e in epochs)
+    lr_share = min(lrs[-window:]) / max(lrs) if lrs and max(lrs) > 0 else 0.0
+    if improvement >= PLATEAU_REL_IMPROVEMENT or lr_share < PLATEAU_LR_FRACTION:
+        return None
+    return Finding(
+        "plateau", "medium", epochs[-1].get("step"),
+        f"plateau: the train loss improved by {improvement:.2%} over the last {window} epochs "
+        f"at {lr_share:.0%} of the peak learning rate",
+        "the run is stuck, not converged: decay the learning rate (--schedule exponential or "
+        "cosine), restart it (--schedule cosine_restarts, or --auto-fix for a warm restart), "
+        "or use momentum/Adam to move along flat valleys",
+        {"relative_improvement": improvement, "epochs": window, "lr_fraction": lr_share})
+
+
+def detect_divergence(epochs: list, diags: list, events: list) -> Finding | None:
+    """The train loss ends well above its best value, or the doctor rolled back a divergence."""
+    rollbacks = [e for e in events if e.get("kind") == "rollback"
+                 and e.get("reason") == "divergence"]
+    losses = _finite(e.get("train_loss") for e in epochs)
+    if len(losses) >= 2 and losses[-1] > DIVERGENCE_FACTOR * min(losses[:-1]):
+        factor = losses[-1] / min(losses[:-1])
+        return Finding(
+            "divergence", "critical", epochs[-1].get("step"),
+            f"divergence: the final train loss {losses[-1]:.4g} is {factor:.1f}x the best "
+            f"({min(losses):.4g})",
+            "the learning rate is too high for this stage of training: lower --lr (aekit "
+            "lr-find), decay it (--schedule exponential), clip gradients (--clip-norm 1.0) or "
+            "let --auto-fix roll back and cut it",
+            {"final_loss": losses[-1], "best_loss": min(losses), "factor": factor})
+    if rollbacks:
+        return Finding(
+            "divergence", "medium", rollbacks[0].get("step"),
+            f"divergence: the doctor rolled back {len(rollbacks)} time(s) after the loss rose",
+            "the run was saved by rollbacks; start with a lower --lr next time",
+            {"rollbacks": len(rollbacks)})
+    return None
+
+
+def detect_oscillation(epochs: list, diags: list, events: list) -> Finding | None:
+    """Epoch-to-epoch train loss going up and down, by more than a small amplitude."""
+    losses = _finite(e.get("train_loss") for e in epochs)[-10:]
+    if len(losses) < 6:
+        return None
+    diffs = [b - a for a, b in zip(losses[:-1], losses[1:])]
+    changes = sum(1 for a, b in zip(diffs[:-1], diffs[1:]) if a * b < 0) / (len(diffs) - 1)
+    amplitude = statistics.median(abs(d) for d in diffs) / max(statistics.median(losses), 1e-12)
+    if changes < OSCILLATION_SIGN_CHANGES or amplitude < OSCILLATION_AMPLITUDE:
+        return None
+    return Finding(
+        "oscillation", "medium", epochs[-1].get("step"),
+        f"oscillation: the train loss changed direction in {changes:.0%} of the last "
+        f"epochs, by {amplitude:.1%} each time",
+        "the steps overshoot: lower or decay the learning rate (--schedule exponential), "
+        "use a larger --batch-size, or momentum to damp the zigzag",
+        {"sign_change_share": changes, "relative_amplitude": amplitude})
+
+
+def detect_non_finite(epochs: list, diags: list, events: list) -> Finding | None:
+    """Steps skipped for a NaN/Inf loss or gradient, and the rollbacks that followed."""
+    skipped = max([int(e.get("skipped_steps") or 0) for e in epochs] or [0])
+    rollbacks = [e for e in events if e.get("kind") == "rollback"
+                 and e.get("reason") == "non_finite"]
+    if not skipped and not rollbacks:
+        return None
+    first = rollbacks[0].get("step") if rollbacks else None
+    return Finding(
+        "non_finite", "critical" if not rollbacks else "high", first,
+        f"non-finite values: {skipped} step(s) had a NaN/Inf loss or gradient"
+        + (f"; {len(rollbacks)} rollback(s) with a lower learning rate" if rollbacks else ""),
+        "lower the learning rate, clip gradients (--clip-norm 1.0), check the data for extreme "
+        "values and its scaling (--scaling)",
+        {"skipped_steps": skipped, "rollbacks": len(rollbacks)})
+
+
+def detect_overfitting(epochs: list, diags: list, events: list) -> Finding | None:
+    """Validation loss rising from its best while the training loss keeps falling."""
+    pairs = [(e.get("train_loss"), e.get("val_loss")) for e in epochs]
+    pairs = [(t, v) for t, v in pairs if isinstance(t, (int, float)) and isinstance(v, (int, float))]
+    if len(pairs) < 4:
+        return None
+    vals = [v for _, v in pairs]
+    best = min(range(len(vals)), key=vals.__getitem__)
+    rise = (vals[-1] - vals[best]) / max(abs(vals[best]), 1e-12)
+    train_fell = pairs[-1][0] < pairs[best][0]
+    if best == len(vals) - 1 or rise < OVERFIT_VAL_RISE or not train_fell:
+        return None
+    return Finding(
+        "overfitting", "medium", epochs[-1].get("step"),
+        f"overfitting: validation loss rose {rise:.1%} since epoch {best + 1} while the train "
+        "loss kept falling",
+        "the model memorises the training set: add L2 (--l2 1e-4) or weight decay, dropout "
+        "(--dropout 0.1), stop early (--early-stopping-patience 5), or use more data",
+        {"best_epoch": best + 1, "val_rise": rise, "best_val_loss": vals[best],
+         "final_val_loss": vals[-1]})
+
+
+DETECTORS: tuple[Callable[[list, list, list], Finding | None], ...] = (
+    detect_non_finite, detect_divergence, detect_exploding, detect_vanishing,
+    detect_saturated_units, detect_dead_units, detect_plateau, detect_oscillation,
+    detect_overfitting)
+
+
+def find_all(records: Iterable[dict[str, Any]]) -> list[Finding]:
+    """Every detector on a run's records, most important first (severity, then step).
+
+    Args:
+        records: ``metrics.jsonl`` objects (``type`` epoch, diagnostics or event).
+
+    Returns:
+        The findings; an empty list for a healthy run.
+    """
+    epochs, diags, events = split_records(records)
+    found = [f for f in (d(epochs, diags, events) for d in DETECTORS) if f is not None]
+    return sorted(found, key=lambda f: (SEVERITY_RANK[f.severity], f.step or 0))
+
+
+def format_finding(finding: Finding | dict[str, Any]) -> str:
+    """Three lines: severity and message, the evidence step, and the advice."""
+    f = finding.to_dict() if isinstance(finding, Finding) else finding
+    where = f" (step {f['step']})" if f.get("step") is not None else ""
+    return f"[{f['severity'].upper()}] {f['message']}{where}\n  advice: {f['advice']}"
+
+
+def records_of(trainer: Any) -> list[dict[str, Any]]:
+    """A finished trainer's epochs, diagnostics samples and events as ``metrics.jsonl`` has them."""
+    from aekit.training.diagnostics import Diagnostics
+
+    records = [{"type": "epoch", **e} for e in trainer.history.epochs]
+    for cb in trainer.callbacks:
+        if isinstance(cb, Diagnostics):
+            records += cb.records
+    return records + [{"type": "event", **e} for e in trainer.history.events]
+
+
+def findings_of(trainer: Any) -> list[dict[str, Any]]:
+    """:func:`find_all` on a finished trainer, as plain dictionaries (for ``summary.json``)."""
+    return [f.to_dict() for f in find_all(records_of(trainer))]

@@ -1,0 +1,98 @@
+"""End to end through the command line, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aekit.cli import main
+
+SMALL = ["--hidden", "32", "--latent-dim", "8", "--epochs", "40", "--batch-size", "64",
+         "--no-progress"]
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "aekit", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_train_on_digits_writes_the_contract_files_and_beats_nothing_silly(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert "PCA-8" in printed and "ratio" in printed
+    for name in ("model.safetensors", "config.json", "metrics.jsonl", "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("latent_dim", "epochs", "train_seconds", "samples_per_second", "val_mse",
+                "test_mse", "test_sse_per_sample", "pca_test_mse", "pca_test_sse_per_sample"):
+        assert key in summary, key
+    assert summary["latent_dim"] == 8 and summary["epochs"] == 40
+    assert summary["test_sse_per_sample"] == pytest.approx(summary["test_mse"] * 64)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == list(range(1, 41))
+    assert {"epoch", "step", "lr", "train_loss", "val_loss", "seconds"} <= set(epochs[0])
+    assert epochs[-1]["val_loss"] < epochs[0]["val_loss"]
+
+
+def test_encode_decode_evaluate_round_trip(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--out", str(out), *SMALL])
+    assert main(["encode", "--model", str(out), "--data", "digits",
+                 "--out", str(tmp_path / "z.npy")]) == 0
+    z = np.load(tmp_path / "z.npy")
+    assert z.shape == (1797, 8)
+    assert main(["decode", "--model", str(out), "--codes", str(tmp_path / "z.npy"),
+                 "--out", str(tmp_path / "x.npy")]) == 0
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (1797, 64) and 0 <= x.min() and x.max() <= 16.0001  # digits' units
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", "digits"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_samples"] == 1797 and report["mse"] > 0
+
+
+def test_config_file_then_flags(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[model]\nlatent_dim = 3\nhidden = [16]\n[train]\nepochs = 2\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--epochs", "3", "--out", str(out),
+                 "--no-progress"]) == 0
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["model"]["latent_dim"] == 3 and saved["train"]["epochs"] == 3
+
+
+def test_help_shows_defaults():
+    result = _run("train", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    assert "(default: 32)" in text and "--clip-norm" in text
+    assert "(default: one_cycle)" in text
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--data", "nowhere.npy"], "nowhere.npy"),
+    (["train", "--latent-dim", "0"], "latent_dim"),
+    (["train", "--activation", "swish"], "activation"),
+    (["train", "--data", "fashion-mnisst"], "fashion-mnisst"),
+    (["evaluate", "--model", "no-model", "--data", "digits"], "no-model"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, args, match):
+    result = _run(*args, "--out" if args[0] == "train" else "--data", str(tmp_path / "o")
+                  if args[0] == "train" else "digits", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_nan_in_csv_names_file_row_and_column(tmp_path):
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n3,nan\n")
+    result = _run("train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "d.csv" in result.stderr and "NaN" in result.stderr and "row 1" in result.stderr
+    assert not (tmp_path / "o").exists()

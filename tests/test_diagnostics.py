@@ -1,0 +1,217 @@
+"""Measurements (aekit.training.diagnostics) and detectors (aekit.training.findings)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aekit import Autoencoder
+from aekit.config import ModelConfig
+from aekit.models.mlp import MLPAutoencoder
+from aekit.training import findings as F
+from aekit.training.callbacks import MetricsWriter
+from aekit.training.diagnostics import (Diagnostics, activation_stats, clipped_norm,
+                                        grad_norm_by_layer, layer_name)
+from aekit.training.optim import FlatParams
+
+TINY = dict(hidden=(16, 8), latent_dim=3, progress=False, seed=0, threads=1)
+
+
+def _fit(x: np.ndarray, every: int = 5, **options) -> tuple[Autoencoder, Diagnostics]:
+    diag = Diagnostics(every, torch.from_numpy(x))
+    ae = Autoencoder(**{**TINY, **options})
+    ae.fit(x, callbacks=[diag])
+    return ae, diag
+
+
+# -- measurements ------------------------------------------------------------------------------
+def test_layer_name_strips_linear_and_weight():
+    assert layer_name("encoder.0.linear.weight") == "encoder.0"
+    assert layer_name("decoder.3.weight") == "decoder.3"
+    assert layer_name("encoder.1.skip.weight") == "encoder.1.skip"
+
+
+def test_grad_norm_by_layer_matches_per_parameter_norms():
+    torch.manual_seed(0)
+    model = MLPAutoencoder(ModelConfig(hidden=(6, 5), latent_dim=2), 7, "identity")
+    flat = FlatParams(model)
+    model(torch.randn(9, 7)).loss.backward()
+    got = grad_norm_by_layer(flat)
+    expected = {layer_name(n): float(p.grad.norm()) for n, p in model.named_parameters()
+                if p.dim() == 2}
+    assert list(got) == list(expected)  # input side first
+    for name, norm in expected.items():
+        assert got[name]["grad_norm"] == pytest.approx(norm, rel=1e-5)
+
+
+def test_clipped_norm_follows_the_trainer_rules():
+    g = torch.tensor([3.0, -4.0, 0.5])
+    norm = float(g.norm())
+    assert clipped_norm(g, None, None, norm) == norm
+    assert clipped_norm(g, None, 1.0, norm) == 1.0
+    assert clipped_norm(g, 1.0, None, norm) == pytest.approx(float(torch.tensor([1.0, 1, .5]).norm()))
+
+
+def test_activation_stats_dead_and_saturated_units():
+    relu = nn.Sequential(nn.Linear(2, 4), nn.ReLU())
+    with torch.no_grad():
+        relu[0].weight.zero_()
+        relu[0].bias.copy_(torch.tensor([-1.0, -1.0, 1.0, 1.0]))  # two units never positive
+    assert activation_stats(relu, torch.randn(8, 2))["1"]["dead"] == 0.5
+    sig = nn.Sequential(nn.Linear(2, 4), nn.Sigmoid())
+    with torch.no_grad():
+        sig[0].weight.zero_()
+        sig[0].bias.copy_(torch.tensor([20.0, -20.0, 0.0, 0.1]))
+    stats = activation_stats(sig, torch.randn(8, 2))["1"]
+    assert stats["saturated"] == 0.5
+    assert stats["act_mean"] == pytest.approx(float(torch.sigmoid(sig[0].bias.detach()).mean()), rel=1e-5)
+
+
+def test_activation_stats_leave_batch_norm_statistics_unchanged():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    activation_stats(model, torch.randn(16, 3) * 5 + 2)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_sampling_interval_and_plain_sgd_update_ratio(blobs):
+    ae, diag = _fit(blobs, every=4, optimizer="sgd", lr=0.05, schedule="constant",
+                    batch_size=30, epochs=3)
+    steps = [r["step"] for r in diag.records]
+    assert steps == list(range(0, ae.trainer.step, 4))
+    first = diag.records[0]
+    assert first["lr"] == 0.05 and math.isfinite(first["loss"])
+    assert set(first["layers"]) == {"encoder.0", "encoder.1", "encoder.2", "decoder.0",
+                                    "decoder.1", "decoder.2"}
+    enc = first["layers"]["encoder.0"]
+    # plain SGD moves w by lr * g, so the update ratio is lr * |g| / |w|
+    assert enc["update_ratio"] == pytest.approx(0.05 * enc["grad_norm"] / enc["weight_norm"],
+                                                rel=1e-3)
+    assert 0.0 <= enc["dead"] <= 1.0 and "act_std" in enc
+    assert "act_mean" not in first["layers"]["encoder.2"]  # the code layer is linear
+
+
+def test_layer_gradients_leave_out_the_l2_penalty(blobs):
+    # with a huge L2 the total gradient is mostly 2 * l2 * w; the measurement must not be
+    _, plain = _fit(blobs, every=1, epochs=1, optimizer="sgd", lr=1e-9, schedule="constant")
+    _, with_l2 = _fit(blobs, every=1, epochs=1, optimizer="sgd", lr=1e-9, schedule="constant",
+                      l2=10.0)
+    a = plain.records[0]["layers"]["encoder.0"]["grad_norm"]
+    b = with_l2.records[0]["layers"]["encoder.0"]["grad_norm"]
+    assert b == pytest.approx(a, rel=1e-3)
+    assert with_l2.records[0]["grad_norm"] > 100 * plain.records[0]["grad_norm"]
+
+
+def test_diagnostics_go_to_metrics_jsonl(blobs, tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    writer = MetricsWriter(path)
+    diag = Diagnostics(3, torch.from_numpy(blobs))
+    Autoencoder(**TINY, epochs=2, batch_size=40).fit(blobs, callbacks=[writer, diag])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    written = [r for r in lines if r["type"] == "diagnostics"]
+    assert len(written) == len(diag.records) > 0
+    assert written[0]["layers"]["encoder.0"]["grad_norm"] > 0
+
+
+def test_interval_must_be_positive():
+    with pytest.raises(ValueError, match="every_steps.*Received: 0"):
+        Diagnostics(0)
+
+
+# -- detectors on synthetic histories ----------------------------------------------------------
+def _epochs(train, val=None, lr=None, skipped=0):
+    val = val or [None] * len(train)
+    lr = lr or [0.01] * len(train)
+    return [{"type": "epoch", "epoch": i + 1, "step": 10 * (i + 1), "train_loss": t,
+             "val_loss": v, "lr": r, "skipped_steps": skipped}
+            for i, (t, v, r) in enumerate(zip(train, val, lr))]
+
+
+def _diag(step=100, grad_norm=1.0, **layers):
+    return {"type": "diagnostics", "step": step, "grad_norm": grad_norm, "layers": layers}
+
+
+HEALTHY_LOSSES = [1.0, 0.6, 0.4, 0.3, 0.25, 0.21, 0.18, 0.16, 0.145, 0.13]
+HEALTHY_LAYERS = {f"l{i}": {"grad_rms": 1e-3 * (i + 1), "update_ratio": 1e-3, "dead": 0.05}
+                  for i in range(4)}
+
+
+def _kinds(records) -> list[str]:
+    return [f.kind for f in F.find_all(records)]
+
+
+def test_synthetic_healthy_history_has_no_finding():
+    records = _epochs(HEALTHY_LOSSES, [v * 1.1 for v in HEALTHY_LOSSES]) + [
+        _diag(**HEALTHY_LAYERS)]
+    assert _kinds(records) == []
+
+
+@pytest.mark.parametrize("kind, records", [
+    ("vanishing_gradients", _epochs(HEALTHY_LOSSES) + [_diag(
+        l0={"grad_rms": 1e-9}, l1={"grad_rms": 1e-7}, l2={"grad_rms": 1e-5},
+        l3={"grad_rms": 1e-3})]),
+    ("exploding_gradients", _epochs(HEALTHY_LOSSES) + [_diag(grad_norm=5e4, **HEALTHY_LAYERS)]),
+    ("dead_units", _epochs(HEALTHY_LOSSES) + [_diag(l0={"dead": 0.9})]),
+    ("saturated_units", _epochs(HEALTHY_LOSSES) + [_diag(l0={"saturated": 0.7})]),
+    ("plateau", _epochs([1.0, 0.5, 0.3] + [0.29999] * 7)),
+    ("divergence", _epochs([1.0, 0.5, 0.3, 0.6, 2.0])),
+    ("oscillation", _epochs([1.0, 0.5, 0.6, 0.5, 0.6, 0.5, 0.6, 0.5, 0.6], lr=[0.1] * 9)),
+    ("non_finite", _epochs(HEALTHY_LOSSES, skipped=3)),
+    ("overfitting", _epochs(HEALTHY_LOSSES, [1.0, 0.7, 0.5, 0.45, 0.44, 0.46, 0.5, 0.55, 0.6,
+                                             0.65])),
+])
+def test_each_detector_fires_on_a_history_built_for_it(kind, records):
+    found = F.find_all(records)
+    assert kind in [f.kind for f in found]
+    finding = next(f for f in found if f.kind == kind)
+    assert finding.advice and finding.evidence and finding.severity in F.SEVERITY_RANK
+
+
+def test_vanishing_names_the_layers_and_the_ratio():
+    records = [_diag(l0={"grad_rms": 1e-9}, l1={"grad_rms": 1e-7}, l2={"grad_rms": 1e-6},
+                     l3={"grad_rms": 1e-3})]
+    finding = F.detect_vanishing(*F.split_records(records))
+    assert finding.evidence["weak_layers"] == ["l0", "l1", "l2"]
+    assert finding.evidence["ratio"] == pytest.approx(1e-6)
+    assert finding.severity == "critical" and "l0" in finding.message
+
+
+def test_gradients_growing_toward_the_input_are_not_vanishing():
+    records = [_diag(l0={"grad_rms": 1e-3}, l1={"grad_rms": 1e-5}, l2={"grad_rms": 1e-7},
+                     l3={"grad_rms": 1e-9})]
+    assert F.detect_vanishing(*F.split_records(records)) is None
+
+
+def test_plateau_at_the_end_of_an_annealed_schedule_is_convergence():
+    lrs = [0.01] * 3 + [1e-5] * 7
+    assert "plateau" not in _kinds(_epochs([1.0, 0.5, 0.3] + [0.29999] * 7, lr=lrs))
+
+
+def test_findings_are_sorted_most_important_first():
+    records = _epochs([1.0, 0.5, 0.3, 0.6, 2.0], skipped=2) + [_diag(l0={"dead": 0.6})]
+    severities = [f.severity for f in F.find_all(records)]
+    assert severities == sorted(severities, key=F.SEVERITY_RANK.__getitem__)
+    assert severities[0] == "critical"
+
+
+# -- detectors on real runs --------------------------------------------------------------------
+def test_real_run_deep_sigmoid_sgd_has_vanishing_gradients():
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 32)).astype(np.float32)
+    ae, diag = _fit(x, every=5, hidden=(64, 64, 64, 64, 64), activation="sigmoid",
+                    optimizer="sgd", lr=0.05, schedule="constant", epochs=2, batch_size=50)
+    kinds = [f["kind"] for f in F.findings_of(ae.trainer)]
+    assert "vanishing_gradients" in kinds
+    finding = next(f for f in F.findings_of(ae.trainer) if f["kind"] == "vanishing_gradients")
+    assert finding["evidence"]["weak_layers"][0] == "encoder.0"
+
+
+def test_real_healthy_run_has_no_finding(blobs):
+    ae, _ = _fit(blobs, every=5, epochs=15, batch_size=32, lr=5e-3, validation_split=0.2)
+    assert F.findings_of(ae.trainer) == []

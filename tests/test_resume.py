@@ -1,0 +1,174 @@
+"""Exact resume: a training subprocess killed with SIGKILL (mid-epoch, during a checkpoint
+write) and resumed ends with the same weights, bit for bit, as an uninterrupted run, and its
+metrics.jsonl has no gap and no duplicate. Refusals of a resume under other options or data."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from aekit.config import RunConfig
+from aekit.errors import ConfigError
+from aekit.runner import train_run
+from aekit.training.callbacks import Callback
+from aekit.training.checkpoint import SLOW_ENV, list_checkpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--data", "digits", "--hidden", "24", "--latent-dim", "6", "--epochs", "4",
+        "--batch-size", "64", "--checkpoint-every-steps", "7", "--threads", "1",
+        "--no-progress", "--seed", "3"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1", **extra)
+    env.pop(SLOW_ENV, None)
+    env.update(extra)
+    return env
+
+
+def _train(out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "aekit", "train", *ARGS, "--out", str(out),
+                             *extra], env=env or _env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+
+
+def _epoch_steps(path: Path) -> list[tuple[int, int]]:
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(r["epoch"], r["step"]) for r in records if r.get("type") == "epoch"]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("baseline")
+    proc = _train(out)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_sigkill_at_random_moments_and_during_a_write_resumes_bitwise(baseline, tmp_path):
+    rng = random.Random(5)
+    out = tmp_path / "run"
+    # 1) killed at a random moment after training started (a first checkpoint exists)
+    proc = _train(out)
+    assert _wait_for(lambda: bool(list_checkpoints(out)) or proc.poll() is not None)
+    time.sleep(rng.uniform(0.0, 0.6))
+    _kill(proc)
+    # 2) resumed, then killed while a checkpoint sits written but not yet renamed
+    proc = _train(out, "--resume", env=_env(**{SLOW_ENV: "30"}))
+    assert _wait_for(lambda: any(out.glob(".checkpoint-*.tmp")) or proc.poll() is not None)
+    assert proc.poll() is None, "the run ended before its checkpoint write could be interrupted"
+    _kill(proc)
+    assert any(out.glob(".checkpoint-*.tmp"))
+    # 3) resumed, killed again at a random moment after it wrote a new checkpoint
+    before = list_checkpoints(out)[0]
+    proc = _train(out, "--resume")
+    assert _wait_for(lambda: list_checkpoints(out)[0] != before or proc.poll() is not None)
+    time.sleep(rng.uniform(0.0, 0.5))
+    _kill(proc)
+    # 4) resumed to the end
+    proc = _train(out, "--resume")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert not any(out.glob(".checkpoint-*.tmp"))
+    want, got = load_file(baseline / "model.safetensors"), load_file(out / "model.safetensors")
+    assert want.keys() == got.keys()
+    for key in want:
+        assert want[key].dtype == got[key].dtype
+        assert want[key].numpy().tobytes() == got[key].numpy().tobytes(), key
+    assert _epoch_steps(out / "metrics.jsonl") == _epoch_steps(baseline / "metrics.jsonl")
+    assert [e for e, _ in _epoch_steps(out / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert len(list_checkpoints(out)) == 2
+
+
+def _cfg(data: str, **changes) -> RunConfig:
+    options = dict(data=data, hidden=(8,), latent_dim=2, epochs=2, batch_size=16, threads=1,
+                   progress=False, diagnostics_every_steps=None, checkpoint_every_steps=3)
+    return RunConfig().replace(**{**options, **changes})
+
+
+def test_resume_refuses_other_options_naming_them(tmp_path):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32))
+    train_run(_cfg(str(data)), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"lr: 0\.002 in the checkpoint, 0\.01 now"):
+        train_run(_cfg(str(data), lr=0.01, resume=True), tmp_path / "run")
+    # options that do not change the numbers may differ
+    train_run(_cfg(str(data), resume=True, checkpoint_every_steps=5), tmp_path / "run")
+
+
+def test_resume_refuses_other_data(tmp_path):
+    data = tmp_path / "x.npy"
+    x = np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
+    np.save(data, x)
+    train_run(_cfg(str(data)), tmp_path / "run")
+    x[3, 2] += 1.0
+    np.save(data, x)
+    with pytest.raises(ConfigError, match="other data: the training split differs in its values"):
+        train_run(_cfg(str(data), resume=True), tmp_path / "run")
+
+
+def test_resume_without_checkpoint_starts_over(tmp_path, capsys):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32))
+    summary = train_run(_cfg(str(data), resume=True), tmp_path / "run")
+    assert summary["steps"] == 4
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+class _Crash(Callback):
+    """Raises at a given step, as a crash would (the checkpoints written so far remain)."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_step_end(self, trainer, step: int, loss: float) -> None:
+        if step == self.at_step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("options, crash_at", [
+    ({"dropout": 0.2, "optimizer": "adam"}, 9),  # autograd path, dropout draws global RNG
+    ({"batch_norm": True, "optimizer": "momentum", "early_stopping_patience": 2,
+      "schedule": "plateau", "plateau_patience_epochs": 1}, 13),
+    ({"optimizer": "nesterov", "l2": 1e-3, "clip_norm": 0.5, "schedule": "cosine"}, 4),
+])
+def test_in_process_crash_and_resume_is_bitwise(tmp_path, options, crash_at):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(1).normal(size=(90, 6)).astype(np.float32))
+    cfg = _cfg(str(data), epochs=4, **options)
+    train_run(cfg, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path / "crashed", callbacks=[_Crash(crash_at)])
+    assert list_checkpoints(tmp_path / "crashed")
+    train_run(cfg.replace(resume=True), tmp_path / "crashed")
+    want = load_file(tmp_path / "whole" / "model.safetensors")
+    got = load_file(tmp_path / "crashed" / "model.safetensors")
+    for key in want:
+        assert want[key].numpy().tobytes() == got[key].numpy().tobytes(), key
+    assert _epoch_steps(tmp_path / "crashed" / "metrics.jsonl") == \
+        _epoch_steps(tmp_path / "whole" / "metrics.jsonl")
