@@ -69,7 +69,7 @@ def test_help_shows_defaults():
     result = _run("train", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())  # argparse wraps lines
-    assert "(default: 32)" in text and "--clip-norm" in text
+    assert "(default: 16)" in text and "--clip-norm" in text
     assert "(default: one_cycle)" in text
 
 

@@ -119,6 +119,16 @@ def test_diagnostics_go_to_metrics_jsonl(blobs, tmp_path):
     assert written[0]["layers"]["encoder.0"]["grad_norm"] > 0
 
 
+def test_measuring_does_not_change_the_run(blobs):
+    # dropout draws random numbers; the probe pass must not shift the training's random stream
+    options = dict(dropout=0.2, batch_norm=True, epochs=2, batch_size=30)
+    plain = Autoencoder(**TINY, **options, diagnostics_every_steps=None)
+    plain.fit(blobs)
+    measured, _ = _fit(blobs, every=1, **options)
+    for a, b in zip(plain.model.state_dict().values(), measured.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_interval_must_be_positive():
     with pytest.raises(ValueError, match="every_steps.*Received: 0"):
         Diagnostics(0)

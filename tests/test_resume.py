@@ -56,6 +56,11 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.communicate()
 
 
+def _newest_step(out: Path) -> int:
+    newest = list_checkpoints(out)
+    return int(newest[0].name[11:21]) if newest else -1
+
+
 def _epoch_steps(path: Path) -> list[tuple[int, int]]:
     records = [json.loads(line) for line in path.read_text().splitlines()]
     return [(r["epoch"], r["step"]) for r in records if r.get("type") == "epoch"]
@@ -73,10 +78,11 @@ def baseline(tmp_path_factory) -> Path:
 def test_sigkill_at_random_moments_and_during_a_write_resumes_bitwise(baseline, tmp_path):
     rng = random.Random(5)
     out = tmp_path / "run"
-    # 1) killed at a random moment after training started (a first checkpoint exists)
+    # 1) killed at a random moment in the first half of the run (92 steps)
     proc = _train(out)
-    assert _wait_for(lambda: bool(list_checkpoints(out)) or proc.poll() is not None)
-    time.sleep(rng.uniform(0.0, 0.6))
+    target = rng.randrange(1, 46)
+    assert _wait_for(lambda: _newest_step(out) >= target or proc.poll() is not None)
+    time.sleep(rng.uniform(0.0, 0.02))
     _kill(proc)
     # 2) resumed, then killed while a checkpoint sits written but not yet renamed
     proc = _train(out, "--resume", env=_env(**{SLOW_ENV: "30"}))

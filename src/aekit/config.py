@@ -121,7 +121,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = _opt("encoder hidden widths, e.g. 1000,500,250", (512, 256, 128))
     decoder_hidden: tuple[int, ...] | None = _opt(
         "decoder hidden widths (from the code outwards); default: the encoder's mirrored", None)
-    latent_dim: int = _opt("size of the code (the bottleneck)", 32)
+    latent_dim: int = _opt("size of the code (the bottleneck)", 16)
     activation: str = _opt("hidden activation", "relu")
     batch_norm: bool = _opt("batch normalization after each hidden linear layer", False)
     residual: bool = _opt("residual connection around each hidden block (a projection where "

@@ -117,6 +117,9 @@ def quantize(codes: np.ndarray, bits: int) -> Quantized:
     """
     bits = check_bits(bits)
     codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or not np.isfinite(codes).all():
+        raise ConfigError(f"codes must be a 2-D array of finite values. Received: shape "
+                          f"{codes.shape}, finite: {bool(np.isfinite(codes).all())}")
     lo = codes.min(axis=0) if len(codes) else np.zeros(codes.shape[1])
     hi = codes.max(axis=0) if len(codes) else np.zeros(codes.shape[1])
     levels = (1 << bits) - 1

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from aekit.api import Autoencoder, as_dataset
-from aekit.apps.codec import (Quantized, check_bits, decode_file, encode_file,
-                              model_fingerprint, quantize)
+from aekit.apps.codec import (MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, Quantized, check_bits,
+                              decode_file, encode_file, model_fingerprint, quantize)
 from aekit.data import Dataset, check_n_features, load
 from aekit.errors import FormatError
 from aekit.serialization import atomic_write_bytes
@@ -90,8 +90,7 @@ def compress_array(ae: Autoencoder, data: Any, bits: int = 8, model_dir: str | N
     """
     bits = check_bits(bits)
     ds = _as_data(data)
-    check_n_features(ds, ae.model.n_features if ae.model is not None else ds.n_features,
-                     "data to compress")
+    check_n_features(ds, ae._require_fitted().n_features, "data to compress")
     codes = ae.encode(ds)
     quantized = quantize(codes, bits)
     blob = encode_file(quantized, ae.sample_shape, ae.data_kind,
@@ -146,8 +145,6 @@ def compress(model: Autoencoder | str | Path, data: Any, out: str | Path, bits: 
 
 def read_compressed(path: str | Path) -> tuple[Quantized, dict[str, Any]]:
     """Read and check an ``.aez`` file (size-checked before reading)."""
-    from aekit.apps.codec import MAX_PAYLOAD_BYTES, MAX_HEADER_BYTES
-
     path = Path(path)
     try:
         size = path.stat().st_size

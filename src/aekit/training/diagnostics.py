@@ -90,7 +90,8 @@ def activation_stats(model: nn.Module, probe: torch.Tensor) -> dict[str, dict[st
     """Statistics of every hidden activation module's output on ``probe``.
 
     The forward pass runs under ``torch.no_grad()`` in the model's current mode; buffers
-    (batch-norm running statistics) are restored afterwards so the measurement changes nothing.
+    (batch-norm running statistics) and the CPU random state are restored afterwards, so the
+    measurement changes nothing in the run.
 
     Returns:
         ``{layer: {"act_mean", "act_std", "dead" or "saturated"}}``; the layer is the name of
@@ -105,8 +106,8 @@ def activation_stats(model: nn.Module, probe: torch.Tensor) -> dict[str, dict[st
     if not handles:
         return stats
     buffers = {k: v.clone() for k, v in model.named_buffers()}
-    try:
-        with torch.no_grad():
+    try:  # fork the RNG: dropout or a VAE's sampling must not shift the run's random stream
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             model(probe)
     finally:
         for handle in handles:
