@@ -39,6 +39,33 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     return best
 
 
+def model_gemm_gflops(widths: list[int], batch: int, repeats: int = 20) -> float:
+    """Rate of exactly the matrix multiplications one training step of the model performs
+    (forward, weight gradients, input gradients but the first), timed alone: the ceiling
+    for this model on this machine (GFLOP/s)."""
+    layers = list(zip(widths[:-1], widths[1:]))
+    weights = [torch.randn(b, a) for a, b in layers]
+    acts = [torch.randn(batch, a) for a, _ in layers]
+    grads = [torch.randn(batch, b) for _, b in layers]
+    flops = training_flops_per_sample(widths) * batch
+
+    def step() -> None:
+        for w, a in zip(weights, acts):
+            a @ w.t()
+        for i, (w, a, g) in enumerate(zip(weights, acts, grads)):
+            g.t() @ a
+            if i:
+                g @ w
+
+    step()
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        best = max(best, flops / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def training_flops_per_sample(widths: list[int]) -> float:
     """Matmul FLOPs of one forward + backward pass per sample (no input gradient needed)."""
     macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
@@ -117,7 +144,8 @@ def main() -> None:
           f"{rate:.1f} GFLOP/s (best 2048x2048), {len(x_np)} samples, best of "
           f"{args.epochs} epoch(s)")
     print(f"{'case':<6} {'plain torch s/ep':>16} {'aekit s/ep':>11} {'speed-up':>9} "
-          f"{'sklearn s/ep':>13} {'aekit GFLOP/s':>14} {'share of matmul':>16}")
+          f"{'sklearn s/ep':>13} {'aekit GFLOP/s':>14} {'of 2048^2 rate':>15} "
+          f"{'of model GEMMs':>15}")
     for case in args.cases.split(","):
         hidden, latent, batch = CASES[case]
         plain = plain_torch_epoch(x, hidden, latent, batch, args.epochs)
@@ -125,8 +153,12 @@ def main() -> None:
         skl = float("nan") if args.no_sklearn else sklearn_epoch(x_np, hidden, latent, batch)
         widths = [784, *hidden, latent, *hidden[::-1], 784]
         gflops = training_flops_per_sample(widths) * len(x_np) / ours / 1e9
+        ceiling = model_gemm_gflops(widths, batch)
         print(f"{case:<6} {plain:>16.2f} {ours:>11.2f} {plain / ours:>8.2f}x {skl:>13.2f} "
-              f"{gflops:>14.1f} {gflops / rate:>15.0%}" + ("" if fast else "  (autograd)"))
+              f"{gflops:>14.1f} {gflops / rate:>15.0%} {gflops / ceiling:>15.0%}"
+              + ("" if fast else "  (autograd)"))
+        print(f"{'':<6} model GEMMs alone: {ceiling:.1f} GFLOP/s; sklearn vs aekit: "
+              f"{skl / ours:.2f}x")
 
 
 if __name__ == "__main__":

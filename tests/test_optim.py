@@ -73,8 +73,25 @@ def test_state_tensors_round_trip():
     _loss(net, 0).backward()
     opt.step(0.01)
     state = {k: v.clone() for k, v in opt.state_tensors().items()}
-    assert set(state) == {"exp_avg", "exp_avg_sq", "step"}
+    assert set(state) == {"exp_avg", "exp_avg_sq", "step"} and float(state["step"]) == 1
     other = FlatOptimizer(FlatParams(_net(3)), OptimConfig(optimizer="adam"))
     other.load_state_tensors(state)
     for k, v in other.state_tensors().items():
         torch.testing.assert_close(v, state[k])
+
+
+def test_reference_adamw_matches_the_fused_kernel():
+    from aekit.training.optim import _adamw_reference
+
+    fused, ref = _net(4), _net(4)
+    flat_f, flat_r = FlatParams(fused), FlatParams(ref)
+    cfg = OptimConfig(optimizer="adamw")
+    opt_f, opt_r = FlatOptimizer(flat_f, cfg), FlatOptimizer(flat_r, cfg)
+    for step in range(5):
+        for net, flat in ((fused, flat_f), (ref, flat_r)):
+            flat.zero_grad()
+            _loss(net, step).backward()
+        opt_f.step(0.05)
+        opt_r.adam_state["step"] += 1
+        _adamw_reference(flat_r.data, flat_r.grad, opt_r.adam_state, 0.05, cfg, 0.01)
+    torch.testing.assert_close(flat_f.data, flat_r.data, rtol=1e-5, atol=1e-6)

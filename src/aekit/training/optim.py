@@ -60,8 +60,9 @@ class FlatOptimizer:
 
     ``gd`` and ``sgd`` are the plain update ``w <- w - lr * dL/dw`` (the articles' rule; they
     differ in batch size only), ``momentum`` the heavy ball, ``nesterov`` Nesterov momentum,
-    ``adam``/``adamw`` use PyTorch's fused Adam(W) kernel on the single buffer. Weight decay is
-    decoupled for every optimizer: ``w <- w * (1 - lr * wd)`` before the gradient step.
+    ``adam``/``adamw`` call PyTorch's fused AdamW kernel on the single buffer directly (the
+    ``torch.optim`` wrapper around it costs more than the kernel for small models). Weight decay
+    is decoupled for every optimizer: ``w <- w * (1 - lr * wd)`` before the gradient step.
     """
 
     def __init__(self, flat: FlatParams, cfg: OptimConfig) -> None:
@@ -69,23 +70,20 @@ class FlatOptimizer:
         self.cfg = cfg
         self.weight_decay = cfg.decoupled_weight_decay
         self.momentum_buf: torch.Tensor | None = None
-        self.adam: torch.optim.Optimizer | None = None
+        self.adam_state: dict[str, torch.Tensor] | None = None
         if cfg.optimizer in ("adam", "adamw"):
-            kwargs = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                          weight_decay=self.weight_decay)
-            try:
-                self.adam = torch.optim.AdamW([flat.param], fused=True, **kwargs)
-            except (RuntimeError, TypeError):  # a device without a fused kernel
-                self.adam = torch.optim.AdamW([flat.param], foreach=False, **kwargs)
+            self.adam_state = {"exp_avg": torch.zeros_like(flat.data),
+                               "exp_avg_sq": torch.zeros_like(flat.data),
+                               "step": torch.zeros((), dtype=torch.float32,
+                                                   device=flat.data.device)}
         elif cfg.optimizer in ("momentum", "nesterov"):
             self.momentum_buf = torch.zeros_like(flat.data)
 
     def step(self, lr: float) -> None:
         """Apply one update with learning rate ``lr`` from the gradients in ``flat.grad``."""
         data, grad = self.flat.data, self.flat.grad
-        if self.adam is not None:
-            self.adam.param_groups[0]["lr"] = lr
-            self.adam.step()
+        if self.adam_state is not None:
+            self._adam_step(lr)
             return
         if self.weight_decay:
             data.mul_(1.0 - lr * self.weight_decay)
@@ -99,24 +97,41 @@ class FlatOptimizer:
         else:
             data.add_(buf, alpha=-lr)
 
+    def _adam_step(self, lr: float) -> None:
+        state, cfg = self.adam_state, self.cfg
+        state["step"] += 1
+        try:
+            torch._fused_adamw_([self.flat.data], [self.flat.grad], [state["exp_avg"]],
+                                [state["exp_avg_sq"]], [], [state["step"]], lr=lr,
+                                beta1=cfg.beta1, beta2=cfg.beta2,
+                                weight_decay=self.weight_decay, eps=cfg.eps, amsgrad=False,
+                                maximize=False)
+        except (RuntimeError, NotImplementedError, AttributeError):  # no fused kernel here
+            _adamw_reference(self.flat.data, self.flat.grad, state, lr, cfg, self.weight_decay)
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Optimizer state as named tensors (for checkpoints)."""
-        out: dict[str, torch.Tensor] = {}
         if self.momentum_buf is not None:
-            out["momentum"] = self.momentum_buf
-        if self.adam is not None:
-            state = self.adam.state.get(self.flat.param, {})
-            for key in ("exp_avg", "exp_avg_sq", "step"):
-                if key in state:
-                    out[key] = state[key]
-        return out
+            return {"momentum": self.momentum_buf}
+        return dict(self.adam_state or {})
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Restore what :meth:`state_tensors` returned."""
         if self.momentum_buf is not None and "momentum" in tensors:
             self.momentum_buf.copy_(tensors["momentum"])
-        if self.adam is not None and "exp_avg" in tensors:
-            state = self.adam.state[self.flat.param]
-            state["exp_avg"] = tensors["exp_avg"].clone()
-            state["exp_avg_sq"] = tensors["exp_avg_sq"].clone()
-            state["step"] = tensors["step"].clone()
+        if self.adam_state is not None and "exp_avg" in tensors:
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                self.adam_state[key].copy_(tensors[key].reshape(self.adam_state[key].shape))
+
+
+def _adamw_reference(data: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
+                     lr: float, cfg: OptimConfig, weight_decay: float) -> None:
+    """AdamW in plain tensor operations (devices without the fused kernel)."""
+    step = float(state["step"])
+    data.mul_(1.0 - lr * weight_decay)
+    state["exp_avg"].lerp_(grad, 1.0 - cfg.beta1)
+    state["exp_avg_sq"].mul_(cfg.beta2).addcmul_(grad, grad, value=1.0 - cfg.beta2)
+    bias1 = 1.0 - cfg.beta1 ** step
+    bias2 = 1.0 - cfg.beta2 ** step
+    denom = (state["exp_avg_sq"] / bias2).sqrt_().add_(cfg.eps)
+    data.addcdiv_(state["exp_avg"], denom, value=-lr / bias1)
