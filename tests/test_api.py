@@ -104,3 +104,19 @@ def test_load_refuses_missing_or_foreign_folders(tmp_path):
     (tmp_path / "m" / "config.json").write_text('{"format": "other"}')
     with pytest.raises(FormatError, match=r"not an aekit model config"):
         aekit.load(tmp_path / "m")
+
+
+def test_best_validation_weights_are_kept_by_default(blobs):
+    # a big model, a high constant lr and a small training split: validation loss ends worse
+    # than its best, and the run ends with the best epoch's weights
+    options = dict(latent_dim=6, hidden=(64,), lr=0.03, schedule="constant", epochs=80,
+                   batch_size=8, progress=False, seed=3)
+    ae = aekit.Autoencoder(**options)
+    history = ae.fit(blobs[:40], validation_data=blobs[40:])
+    val = history["val_loss"]
+    assert val[-1] > min(val)
+    assert [e["kind"] for e in history.events] == ["best_weights"]
+    assert ae.score(blobs[40:])["mse"] == pytest.approx(min(val), rel=1e-4)
+    plain = aekit.Autoencoder(restore_best_weights=False, **options)
+    plain.fit(blobs[:40], validation_data=blobs[40:])
+    assert plain.score(blobs[40:])["mse"] == pytest.approx(val[-1], rel=1e-4)

@@ -275,6 +275,9 @@ class TrainConfig:
         "epoch end; None = at epoch ends only", 200)
     resume: bool = _opt("continue the run in --out from its newest valid checkpoint (same "
                         "options and data required)", False)
+    restore_best_weights: bool = _opt(
+        "end with the weights of the epoch that had the lowest validation loss (needs a "
+        "validation split); small data sets overfit late in a run", True)
 
     def __post_init__(self) -> None:
         _check_number("epochs", self.epochs, low=1, integer=True, optional=True)

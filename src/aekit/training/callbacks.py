@@ -76,7 +76,13 @@ def _fmt(value: float | None) -> str:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch on a terminal; one plain log line per epoch otherwise."""
+    """A tqdm bar per epoch on a terminal; plain log lines otherwise.
+
+    Off a terminal (a log file, CI) long runs print about ``MAX_LINES`` evenly spaced epoch
+    lines plus the last one, so that a 600-epoch run on a small data set stays readable.
+    """
+
+    MAX_LINES = 20
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -102,6 +108,9 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        every = max(1, trainer.epochs // self.MAX_LINES)
+        if not self.interactive and (epoch + 1) % every and epoch + 1 != trainer.epochs:
+            return
         line = (f"epoch {epoch + 1}/{trainer.epochs}  loss {_fmt(logs['train_loss'])}  "
                 f"val_loss {_fmt(logs.get('val_loss'))}  lr {logs['lr']:.3g}  "
                 f"{logs['samples_per_second']:.0f} samples/s  {logs['seconds']:.1f}s")

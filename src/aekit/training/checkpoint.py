@@ -257,6 +257,7 @@ def _validate_meta(path: Path, meta: Any) -> None:
     stopping = meta["early_stopping"]
     best = stopping.get("best_val")
     if not (best is None or _is_number(best)) or not _is_int(stopping.get("bad_epochs", 0)) \
+            or not _is_int(stopping.get("best_epoch", 0)) \
             or not isinstance(meta.get("callbacks", {}), dict):
         raise FormatError(f"{path}: checkpoint early_stopping or callbacks state is malformed")
     totals = meta["epoch_totals"]

@@ -104,6 +104,7 @@ class Trainer:
         self._resume_totals: tuple[float, int, int] = (0.0, 0, 0)
         self._best_val = math.inf
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._best_epoch = 0
         self._bad_epochs = 0
         opt = config.optim
         self._l1 = opt.l1 or 0.0
@@ -220,6 +221,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(train.seed)
         self._epoch_rng = self.generator.get_state()
         self._best_val, self._best_state, self._bad_epochs = math.inf, None, 0
+        self._best_epoch = 0
         self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
         self._checkpointers = [cb for cb in self.callbacks if isinstance(cb, Checkpointer)]
         if self._checkpointers:
@@ -240,6 +242,10 @@ class Trainer:
         self.epoch = min(len(self.history.epochs), self.epochs)
         if self._best_state is not None and self.history.epochs[-1]["val_loss"] > self._best_val:
             self.restore(self._best_state)
+            if not any(e["kind"] == "early_stop" for e in self.history.events):
+                self.log_event("best_weights", "restored the weights with the lowest validation "
+                               f"loss ({self._best_val:.4g}, epoch {self._best_epoch}); the last "
+                               f"epoch had {self.history.epochs[-1]['val_loss']:.4g}")
         if self.skipped_steps and self.skipped_steps >= self.step:
             raise TrainingError(f"every one of the {self.step} steps had a non-finite loss or "
                                 "gradient; lower --lr, set --clip-norm, or check the data")
@@ -296,11 +302,16 @@ class Trainer:
             self._save_checkpoints(epoch + 1, 0, (0.0, 0, 0))
 
     def _early_stopping(self, val_loss: float | None) -> None:
-        patience = self.config.train.early_stopping_patience
-        if patience is None or val_loss is None:
+        """Keep the best weights (``restore_best_weights``) and stop after ``patience``."""
+        train = self.config.train
+        patience = train.early_stopping_patience
+        if val_loss is None or (patience is None and not train.restore_best_weights):
             return
         if val_loss < self._best_val:
             self._best_val, self._best_state, self._bad_epochs = val_loss, self.snapshot(), 0
+            self._best_epoch = self.epoch + 1
+            return
+        if patience is None:
             return
         self._bad_epochs += 1
         if self._bad_epochs >= patience:
@@ -345,7 +356,8 @@ class Trainer:
             "history": {"epochs": self.history.epochs, "events": self.history.events},
             "epoch_totals": dict(zip(("loss_sum", "loss_count", "samples"), totals)),
             "early_stopping": {"best_val": None if math.isinf(self._best_val)
-                               else self._best_val, "bad_epochs": self._bad_epochs},
+                               else self._best_val, "bad_epochs": self._bad_epochs,
+                               "best_epoch": self._best_epoch},
             "config": config_fingerprint(self.config.to_dict()),
             "data": self.data_fingerprint, "checksum": "", "metrics_bytes": 0,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks
@@ -385,6 +397,7 @@ class Trainer:
         best = meta["early_stopping"].get("best_val")
         self._best_val = math.inf if best is None else float(best)
         self._bad_epochs = int(meta["early_stopping"].get("bad_epochs", 0))
+        self._best_epoch = int(meta["early_stopping"].get("best_epoch", 0))
         for cb in self.callbacks:
             saved = meta.get("callbacks", {}).get(type(cb).__name__)
             if saved is not None and callable(getattr(cb, "load_state_dict", None)):
