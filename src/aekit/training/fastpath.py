@@ -43,6 +43,23 @@ def _layers(model: MLPAutoencoder) -> list[tuple[nn.Linear, str | None]]:
     return out
 
 
+def _plan(model: MLPAutoencoder) -> list[tuple[torch.Tensor, ...]]:
+    """(weight.T, bias, weight, weight grad, bias grad, activation) per layer, cached on the
+    model: module attribute lookups cost as much as the arithmetic of a small layer. The cache
+    is rebuilt when the parameters move to other storage."""
+    first = model.encoder[0]
+    first_weight = first.linear.weight if isinstance(first, Block) else first.weight
+    key = (first_weight.data_ptr(), first_weight.grad.data_ptr()
+           if first_weight.grad is not None else 0)
+    cached = model.__dict__.get("_aekit_fast_plan")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    plan = [(lin.weight.t(), lin.bias, lin.weight, lin.weight.grad, lin.bias.grad, act)
+            for lin, act in _layers(model)]
+    model.__dict__["_aekit_fast_plan"] = (key, plan)
+    return plan
+
+
 def _activate(name: str, u: torch.Tensor) -> torch.Tensor:
     """Apply activation ``name`` in place where possible; returns the output."""
     if name == "relu":
@@ -86,15 +103,15 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor) -> float:
     Returns:
         The batch loss as a Python float.
     """
-    layers = _layers(model)
+    layers = _plan(model)
     cfg = model.cfg
     sigmoid_out = model.output_activation == "sigmoid"
     inputs: list[torch.Tensor] = []  # input of each linear layer
     saved: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # (output, pre-activation)
     h = x
-    for linear, act in layers:
+    for weight_t, bias, _, _, _, act in layers:
         inputs.append(h)
-        u = torch.addmm(linear.bias, h, linear.weight.t())
+        u = torch.addmm(bias, h, weight_t)
         if act is None:
             h, pre = u, None
         elif act == "output":
@@ -123,13 +140,13 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor) -> float:
         z = saved[code_index][0]
         loss += l1_codes * float(z.abs().sum()) / z.shape[0]
     for i in range(len(layers) - 1, -1, -1):
-        linear, _ = layers[i]
-        torch.mm(d.t(), inputs[i], out=linear.weight.grad)
-        torch.sum(d, 0, out=linear.bias.grad)
+        _, _, weight, weight_grad, bias_grad, _ = layers[i]
+        torch.mm(d.t(), inputs[i], out=weight_grad)
+        torch.sum(d, 0, out=bias_grad)
         if i == 0:
             break
-        d = torch.mm(d, linear.weight)
-        prev_act = layers[i - 1][1]
+        d = torch.mm(d, weight)
+        prev_act = layers[i - 1][5]
         if i - 1 == code_index and l1_codes:
             z = saved[code_index][0]
             d.add_(torch.sign(z), alpha=l1_codes / z.shape[0])
