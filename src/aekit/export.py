@@ -97,9 +97,12 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, include_scaling: boo
 
     Raises:
         FormatError: the model folder is missing or malformed.
+        ConfigError: the ``onnx`` package is not installed.
     """
     import aekit
+    from aekit.optional import require
 
+    require("onnx", "export", "aekit export --format onnx")
     ae = aekit.load(model_dir)
     model = ae.model.cpu().eval()
     shift, scale = scaler_constants(ae.scaler) if include_scaling else (None, None)

@@ -72,6 +72,9 @@ class TensorBoardWriter(Callback):
 
     def __init__(self, log_dir: str | Path, probe: torch.Tensor | None = None,
                  sample_shape: tuple[int, ...] | None = None) -> None:
+        from aekit.optional import require
+
+        require("tensorboard", "tensorboard", "--tensorboard")  # before the first step
         self.log_dir = Path(log_dir)
         self.probe = probe[:N_IMAGES] if probe is not None else None
         self.sample_shape = tuple(sample_shape) if sample_shape else None
