@@ -278,9 +278,13 @@ class TrainConfig:
     restore_best_weights: bool = _opt(
         "end with the weights of the epoch that had the lowest validation loss (needs a "
         "validation split); small data sets overfit late in a run", True)
+    nproc: int = _opt("processes for data-parallel training on this machine: `aekit train` "
+                      "re-launches itself under torchrun (`torch.distributed.run`); 1 = off",
+                      1)
 
     def __post_init__(self) -> None:
         _check_number("epochs", self.epochs, low=1, integer=True, optional=True)
+        _check_number("nproc", self.nproc, low=1, integer=True)
         _check_number("batch_size", self.batch_size, low=1, integer=True)
         _check_number("validation_split", self.validation_split, low=0.0, high=0.9)
         _check_number("clip_norm", self.clip_norm, low=0.0, low_open=True, optional=True)

@@ -16,9 +16,11 @@ from aekit.api import Autoencoder, split_indices
 from aekit.baselines.pca import fit_pca, pca_errors
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
+from aekit.data.out_of_core import should_stream
 from aekit.errors import TrainingError
 from aekit.serialization import write_json
 from aekit.training.callbacks import Callback, MetricsWriter
+from aekit.training import distributed
 from aekit.training.checkpoint import prepare_checkpoints
 from aekit.training.findings import findings_of
 
@@ -106,9 +108,16 @@ def train_run(cfg: RunConfig, out_dir: str | Path,
     Raises:
         DataError / ConfigError: bad input, raised before anything is written.
     """
+    if should_stream(cfg.data.data):  # a .npy bigger than memory: streamed in chunks
+        from aekit.apps.stream_train import train_streaming
+
+        return train_streaming(cfg, out_dir, callbacks)
     train, test, test_source = load_run_data(cfg)
     out_dir = Path(out_dir)
     ae = Autoencoder(config=cfg)
+    if not distributed.is_main_process():  # under torchrun only rank 0 writes files
+        ae.fit(train, callbacks=[distributed.follower_checkpointer(cfg, out_dir), *callbacks])
+        return {}
     metrics = MetricsWriter(out_dir / "metrics.jsonl", append=cfg.train.resume)
     checkpointer = prepare_checkpoints(cfg, out_dir)  # --resume: checked, metrics cut back
     t0 = time.perf_counter()

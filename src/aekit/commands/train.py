@@ -24,12 +24,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aekit.runner import format_summary, train_run
+    from aekit.training import distributed
 
     cfg = config_from_args(args)
     out = args.out or f"runs/{Path(cfg.data.data).name.replace(':', '-')}-" \
                       f"{time.strftime('%Y%m%d-%H%M%S')}"
-    summary = train_run(cfg, out)
-    print(format_summary(summary, out))
+    if cfg.train.nproc > 1 and not distributed.launched_by_torchrun():
+        return distributed.relaunch(cfg, out)  # aekit train --nproc N
+    if distributed.init_from_env(cfg.train.device) > 1:
+        out = distributed.main_string(out)  # one run folder, named by rank 0
+        if not distributed.is_main_process():  # one progress bar, one writer of files
+            cfg = cfg.replace(progress=False, report=False, tensorboard=None)
+    main = distributed.is_main_process()
+    try:
+        summary = train_run(cfg, out)
+    finally:
+        distributed.shutdown()
+    if main:
+        print(format_summary(summary, out))
     return 0
 
 

@@ -43,7 +43,7 @@ KEEP = 2
 _NAME = re.compile(r"^checkpoint-(\d{10})\.safetensors$")
 # Options that do not change the numbers a run computes: they may differ on resume.
 NEUTRAL_OPTIONS = ("resume", "progress", "threads", "checkpoint_every_steps", "report",
-                   "tensorboard")
+                   "tensorboard", "nproc")
 # Test hook: seconds to sleep between writing a checkpoint's temporary file and renaming it.
 SLOW_ENV = "AEKIT_TEST_SLOW_CHECKPOINT"
 _REQUIRED = {"format": str, "format_version": int, "step": int, "epoch": int,

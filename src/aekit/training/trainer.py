@@ -4,6 +4,10 @@ Speed by design: no DataLoader and no per-sample Python; the whole training spli
 ``float32`` tensor and each step indexes it with a slice of the epoch's permutation. Plain MLPs
 take a hand-written backward pass (``fastpath``), other models autograd. Work that is not the
 step (validation, callbacks' measurements) runs per epoch or every N steps.
+
+Under ``torchrun`` (an initialized process group) the loop is data-parallel: every rank draws
+the same permutation, trains on its shard of each global batch, and the flat gradient buffer
+is averaged across ranks with one all_reduce per step (see ``distributed``).
 """
 
 from __future__ import annotations
@@ -11,14 +15,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from aekit.config import RunConfig, auto_epochs
 from aekit.errors import FormatError, TrainingError
-from aekit.training import fastpath
+from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpointer,
                                        TrainingState, check_config_matches, check_data_matches,
@@ -109,6 +113,8 @@ class Trainer:
         opt = config.optim
         self._l1 = opt.l1 or 0.0
         self._l2 = opt.l2 or 0.0
+        self.world = distributed.world_size()  # > 1: data-parallel under torchrun
+        self.rank = distributed.rank()
 
     # -- events -------------------------------------------------------------------------------
     def log_event(self, kind: str, message: str, **data: Any) -> None:
@@ -159,17 +165,25 @@ class Trainer:
             if norm > train.clip_norm:
                 self.flat.grad.mul_(train.clip_norm / (norm + 1e-6))
 
-    def train_step(self, xb: torch.Tensor) -> float:
+    def train_step(self, xb: torch.Tensor, weight: float = 1.0) -> float:
         """One optimizer step on batch ``xb``; returns the batch loss (NaN when skipped).
 
         A non-finite loss or gradient never reaches the weights: the step is skipped, the
-        optimizer state is untouched and the skip is counted.
+        optimizer state is untouched and the skip is counted. Data-parallel, ``xb`` is this
+        rank's shard and ``weight`` its share of the global batch; the returned loss and the
+        gradients are those of the global batch, the same on every rank, so every rank takes
+        the same decision (step or skip).
         """
-        if self.use_fastpath:  # writes every gradient, no zeroing needed
+        if self.world > 1 and xb.shape[0] == 0:  # a shard of a last batch smaller than world
+            self.flat.grad.zero_()
+            loss = 0.0
+        elif self.use_fastpath:  # writes every gradient, no zeroing needed
             loss = fastpath.loss_and_grad(self.model, xb)
         else:
             self.flat.zero_grad()
             loss = self._autograd_step(xb)
+        if self.world > 1:
+            loss = distributed.reduce_gradients(self.flat.grad, loss, weight)
         loss += self._penalty()
         for cb in self.callbacks:
             cb.on_after_backward(self, self.step)
@@ -212,6 +226,8 @@ class Trainer:
         drop_single = self._has_batch_norm() and n_train % batch_size == 1
         if drop_single:  # batch norm cannot normalise a batch of one sample
             self.steps_per_epoch -= 1
+        if not isinstance(x_train, torch.Tensor):  # out of core: batches inside chunks
+            self.steps_per_epoch = x_train.steps_per_epoch(batch_size, self._has_batch_norm())
         self.epochs = train.epochs or auto_epochs(self.steps_per_epoch)
         total_steps = self.steps_per_epoch * self.epochs
         self.schedule = Schedule(self.config.schedule, self.config.optim.lr, total_steps,
@@ -225,7 +241,8 @@ class Trainer:
         self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
         self._checkpointers = [cb for cb in self.callbacks if isinstance(cb, Checkpointer)]
         if self._checkpointers:
-            self.data_fingerprint = data_fingerprint(x_train)
+            self.data_fingerprint = data_fingerprint(x_train) if isinstance(
+                x_train, torch.Tensor) else x_train.fingerprint()
         self.model.train()
         for cb in self.callbacks:
             cb.on_train_begin(self)  # a Checkpointer may load a saved state here
@@ -264,29 +281,36 @@ class Trainer:
             cb.on_epoch_begin(self, epoch)
         t0 = time.perf_counter()
         self._epoch_rng = self.generator.get_state()
-        order = (torch.randperm(n_train, generator=self.generator) if train.shuffle
-                 else torch.arange(n_train)).to(x_train.device)
         first = self._resume_batch
         loss_sum, loss_count, samples = self._resume_totals
         self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
-        for i in range(first, self.steps_per_epoch):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            xb = x_train if batch_size == n_train and not train.shuffle else x_train[idx]
+        batches = self._epoch_batches(x_train, batch_size, n_train, first)
+        for i, xb in zip(range(first, self.steps_per_epoch), batches):
+            n_batch = xb.shape[0]  # the global batch
             self.lr = self.schedule.lr(self.step)
-            loss = self.train_step(xb)
+            if self.world > 1:
+                part, weight = distributed.shard(xb, self.world, self.rank)  # a view
+                loss = self.train_step(part, weight)
+            else:
+                loss = self.train_step(xb)
             if math.isfinite(loss):
-                loss_sum += loss * xb.shape[0]
-                loss_count += xb.shape[0]
-            samples += xb.shape[0]
+                loss_sum += loss * n_batch
+                loss_count += n_batch
+            samples += n_batch
             for cb in self.callbacks:
                 cb.on_step_end(self, self.step, loss)
             self.step += 1
             if self.step >= self._next_checkpoint and i + 1 < self.steps_per_epoch:
                 self._save_checkpoints(epoch, i + 1, (loss_sum, loss_count, samples))
+            if self.world > 1:  # a callback's stop on one rank stops them all
+                self.stop_training = distributed.any_rank(self.stop_training,
+                                                          self.flat.data.device)
             if self.stop_training:
                 break
         seconds = time.perf_counter() - t0
         val_loss = mean_loss(self.model, x_val) if x_val is not None and len(x_val) else None
+        if self.world > 1:  # decisions on it (lr cut, early stopping) are rank 0's
+            val_loss = distributed.from_main(val_loss, self.flat.data.device)
         logs = {"epoch": epoch + 1, "step": self.step, "lr": self.lr,
                 "train_loss": loss_sum / loss_count if loss_count else None,
                 "val_loss": val_loss, "seconds": seconds,
@@ -298,8 +322,27 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
         self._early_stopping(val_loss)
+        if self.world > 1:
+            self.stop_training = distributed.any_rank(self.stop_training, self.flat.data.device)
         if self._checkpointers:
             self._save_checkpoints(epoch + 1, 0, (0.0, 0, 0))
+
+    def _epoch_batches(self, x_train: Any, batch_size: int, n_train: int,
+                       first: int) -> Iterator[torch.Tensor]:
+        """The epoch's global batches from ``first`` on: slices of a fresh permutation of the
+        training tensor, or, out of core, batches of shuffled rows of shuffled chunks."""
+        train = self.config.train
+        if not isinstance(x_train, torch.Tensor):
+            yield from x_train.epoch_batches(self.generator, batch_size, train.shuffle, first,
+                                             self._has_batch_norm())
+            return
+        order = (torch.randperm(n_train, generator=self.generator) if train.shuffle
+                 else torch.arange(n_train)).to(x_train.device)
+        for i in range(first, self.steps_per_epoch):
+            if batch_size == n_train and not train.shuffle:
+                yield x_train
+            else:
+                yield x_train[order[i * batch_size:(i + 1) * batch_size]]
 
     def _early_stopping(self, val_loss: float | None) -> None:
         """Keep the best weights (``restore_best_weights``) and stop after ``patience``."""
@@ -328,7 +371,7 @@ class Trainer:
     def _save_checkpoints(self, epoch: int, batch: int, totals: tuple[float, int, int]) -> None:
         """Hand the state to the checkpointers: next ``batch`` of ``epoch`` is to run."""
         self._position = (epoch, batch, totals)
-        for cp in self._checkpointers:
+        for cp in self._checkpointers if self.rank == 0 else ():  # rank 0 writes
             cp.save(self)
         self._next_checkpoint = self._checkpoint_after(self.step)
 

@@ -1,0 +1,115 @@
+"""Out-of-core training: a .npy read in shuffled chunks, every row once per epoch, repeatable,
+streaming statistics equal to the in-memory ones, and `aekit train` end to end (with resume)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+from aekit.config import RunConfig
+from aekit.data.out_of_core import ChunkedNpy, StreamedTrainingData, should_stream
+from aekit.data.scaling import Scaler
+from aekit.errors import ConfigError, DataError
+from aekit.runner import train_run
+
+N_ROWS, N_FEATURES = 1000, 6
+
+
+@pytest.fixture()
+def npy(tmp_path: Path) -> Path:
+    """Rows whose first column is the row number (so visits can be counted)."""
+    x = np.random.default_rng(0).normal(size=(N_ROWS, N_FEATURES)).astype(np.float32)
+    x[:, 0] = np.arange(N_ROWS)
+    path = tmp_path / "rows.npy"
+    np.save(path, x)
+    return path
+
+
+def _epoch_ids(data: StreamedTrainingData, gen: torch.Generator, first: int = 0) -> list[list]:
+    return [b[:, 0].long().tolist() for b in data.epoch_batches(gen, 64, first=first)]
+
+
+def test_every_row_once_per_epoch_in_shuffled_chunks(npy: Path) -> None:
+    source = ChunkedNpy(npy, chunk_bytes=200 * N_FEATURES * 4)  # 200 rows a chunk, 5 chunks
+    assert (source.chunk_rows, source.n_chunks) == (200, 5)
+    data = StreamedTrainingData(source, Scaler("none"))
+    gen = torch.Generator().manual_seed(3)
+    epochs = [_epoch_ids(data, gen) for _ in range(2)]
+    for batches in epochs:
+        assert len(batches) == data.steps_per_epoch(64) == 5 * 4
+        assert sorted(i for b in batches for i in b) == list(range(N_ROWS))
+        assert all(len({i // 200 for i in b}) == 1 for b in batches)  # inside one chunk
+    flat = [[i for b in batches for i in b] for batches in epochs]
+    assert flat[0] != flat[1] and flat[0] != sorted(flat[0])  # reshuffled every epoch
+    chunk_orders = [[b[0] // 200 for b in batches[::4]] for batches in epochs]
+    assert chunk_orders[0] != list(range(5)) or chunk_orders[1] != list(range(5))
+
+
+def test_same_seed_same_order_and_resume_skips_batches(npy: Path) -> None:
+    data = StreamedTrainingData(ChunkedNpy(npy, chunk_bytes=3000), Scaler("none"))
+    first = _epoch_ids(data, torch.Generator().manual_seed(7))
+    assert first == _epoch_ids(data, torch.Generator().manual_seed(7))
+    assert _epoch_ids(data, torch.Generator().manual_seed(7), first=5) == first[5:]
+
+
+@pytest.mark.parametrize("mode", ["standard", "minmax"])
+def test_streaming_scaler_matches_in_memory(npy: Path, mode: str) -> None:
+    x = np.load(npy)
+    streamed = ChunkedNpy(npy, chunk_bytes=1000).fit_scaler(mode)
+    reference = Scaler(mode).fit(x)
+    np.testing.assert_allclose(streamed.shift, reference.shift, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(streamed.scale, reference.scale, rtol=1e-10)
+
+
+def test_streaming_validation_names_the_bad_row(npy: Path, tmp_path: Path) -> None:
+    x = np.load(npy)
+    x[777, 3] = np.nan
+    np.save(tmp_path / "bad.npy", x)
+    with pytest.raises(DataError, match="row 777 holds NaN"):
+        ChunkedNpy(tmp_path / "bad.npy", chunk_bytes=1000).check_finite()
+    ChunkedNpy(npy, chunk_bytes=1000).check_finite()
+
+
+def test_stream_rule(npy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AEKIT_OUT_OF_CORE", raising=False)
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE_BYTES", "1000")
+    assert should_stream(str(npy))  # larger than the threshold
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "0")
+    assert not should_stream(str(npy))
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE_BYTES", str(10**12))
+    assert should_stream(str(npy)) and not should_stream("digits")
+
+
+def test_aekit_train_streams_repeatably_and_resumes(npy: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE_CHUNK_BYTES", "3000")  # 125 rows a chunk
+    cfg = RunConfig().replace(data=str(npy), hidden=(8,), latent_dim=2, epochs=3,
+                              batch_size=32, threads=1, progress=False,
+                              checkpoint_every_steps=10)
+    summary = train_run(cfg, tmp_path / "a")
+    assert summary["out_of_core"] and summary["n_train"] == 900 and summary["n_chunks"] == 8
+    assert summary["steps"] == 3 * (7 * 4 + 1 * 1)  # 7 chunks of 125 rows, then 25 rows
+    train_run(cfg, tmp_path / "b")
+    weights = [load_file(str(tmp_path / d / "model.safetensors")) for d in "ab"]
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    sorted((tmp_path / "c").glob("checkpoint-*.safetensors"))[-1].unlink()  # back to step 80
+    (tmp_path / "c/model.safetensors").unlink()
+    train_run(cfg.replace(resume=True), tmp_path / "c")
+    resumed = load_file(str(tmp_path / "c/model.safetensors"))
+    assert all(np.array_equal(weights[0][k], resumed[k]) for k in resumed)
+
+
+def test_unsupported_options_are_refused(npy: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
+    cfg = RunConfig().replace(data=str(npy), test=str(npy), progress=False)
+    with pytest.raises(ConfigError, match="does not support test yet"):
+        train_run(cfg, tmp_path / "x")
