@@ -17,7 +17,7 @@ from torch import nn
 
 from aekit.config import ModelConfig, _sizes
 from aekit.errors import ConfigError
-from aekit.models.mlp import _ACTIVATIONS, AEOutput, reconstruction_loss
+from aekit.models.mlp import _ACTIVATIONS, AEOutput, BlockBase, reconstruction_loss
 
 
 def image_layout(sample_shape: tuple[int, ...] | None, n_features: int) -> tuple[int, int, int]:
@@ -36,7 +36,7 @@ def image_layout(sample_shape: tuple[int, ...] | None, n_features: int) -> tuple
     return shape  # type: ignore[return-value]
 
 
-class ConvBlock(nn.Module):
+class ConvBlock(BlockBase):
     """(Transposed) convolution of stride 2 -> [batch norm] -> activation -> [dropout] [+ skip].
 
     Args:
@@ -50,25 +50,15 @@ class ConvBlock(nn.Module):
         super().__init__()
         self.conv = (nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=1) if up
                      else nn.Conv2d(n_in, n_out, 3, stride=2, padding=1))
-        self.norm = nn.BatchNorm2d(n_out) if cfg.batch_norm else None
-        self.act = _ACTIVATIONS[cfg.activation]()
-        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout else None
-        self.skip: nn.Module | None = None
+        skip = None
         if cfg.residual:
-            self.skip = (nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
-                                       nn.Conv2d(n_in, n_out, 1, bias=False)) if up
-                         else nn.Conv2d(n_in, n_out, 1, stride=2, bias=False))
+            skip = (nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
+                                  nn.Conv2d(n_in, n_out, 1, bias=False)) if up
+                    else nn.Conv2d(n_in, n_out, 1, stride=2, bias=False))
+        self._init_tail(cfg, nn.BatchNorm2d(n_out) if cfg.batch_norm else None, skip)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)
-        if self.norm is not None:
-            h = self.norm(h)
-        h = self.act(h)
-        if self.dropout is not None:
-            h = self.dropout(h)
-        if self.skip is not None:
-            h = h + self.skip(x)
-        return h
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
 
 
 class ConvAutoencoder(nn.Module):

@@ -66,24 +66,25 @@ def init_linear(layer: nn.Linear, scheme: str, activation: str) -> None:
     nn.init.zeros_(layer.bias)
 
 
-class Block(nn.Module):
-    """Linear -> [batch norm] -> activation -> [dropout], with an optional residual skip.
+class BlockBase(nn.Module):
+    """main layer -> [batch norm] -> activation -> [dropout], with an optional residual skip.
 
-    The skip is the identity where widths match and a bias-free linear projection elsewhere.
+    Subclasses create the main layer (registered first, so parameter names and order stay
+    ``<block>.linear.weight`` etc.) and call :meth:`_init_tail`; ``transform`` applies it.
     """
 
-    def __init__(self, n_in: int, n_out: int, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.linear = nn.Linear(n_in, n_out)
-        self.norm = nn.BatchNorm1d(n_out) if cfg.batch_norm else None
+    def _init_tail(self, cfg: ModelConfig, norm: nn.Module | None,
+                   skip: nn.Module | None) -> None:
+        self.norm = norm
         self.act = _ACTIVATIONS[cfg.activation]()
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout else None
-        self.skip: nn.Module | None = None
-        if cfg.residual:
-            self.skip = nn.Identity() if n_in == n_out else nn.Linear(n_in, n_out, bias=False)
+        self.skip = skip
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.linear(x)
+        h = self.transform(x)
         if self.norm is not None:
             h = self.norm(h)
         h = self.act(h)
@@ -92,6 +93,24 @@ class Block(nn.Module):
         if self.skip is not None:
             h = h + self.skip(x)
         return h
+
+
+class Block(BlockBase):
+    """Linear -> [batch norm] -> activation -> [dropout], with an optional residual skip.
+
+    The skip is the identity where widths match and a bias-free linear projection elsewhere.
+    """
+
+    def __init__(self, n_in: int, n_out: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+        skip = None
+        if cfg.residual:
+            skip = nn.Identity() if n_in == n_out else nn.Linear(n_in, n_out, bias=False)
+        self._init_tail(cfg, nn.BatchNorm1d(n_out) if cfg.batch_norm else None, skip)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
 
 
 def _stack(widths: list[int], cfg: ModelConfig, head: int) -> nn.Sequential:
