@@ -6,10 +6,12 @@ each strategy. Each strategy is plain mini-batch SGD (lr 0.1, batch 100, constan
 change, except Adam and aekit's recommended recipe. For each run the table gives the test error
 (squared error per sample on the Fashion-MNIST test set), its ratio to PCA-30 fitted on the same
 training images, the first epoch whose test error is below PCA-30's ("never" if none), the wall
-time and the findings of the training doctor.
+time, the gradient reaching the first layer (``||g||/||W||`` of encoder.0 over that of the
+strongest layer, late in training: what the vanishing-gradient detector compares with its 1e-2
+threshold) and the findings of the training doctor.
 
     python benchmarks/strategies.py --quick            # 10k training images, 4 epochs
-    python benchmarks/strategies.py                    # 60k images, 20 epochs (hours on CPU)
+    python benchmarks/strategies.py                    # 60k images, 20 epochs (about an hour on 2 cores)
     python benchmarks/strategies.py --quick --only sgd,recipe
 
 Writes ``study.json`` and ``study.md`` into ``--out``. Timings on a shared machine are noisy.
@@ -31,7 +33,7 @@ from aekit import Autoencoder
 from aekit.baselines.pca import fit_pca, pca_errors
 from aekit.data import load
 from aekit.training.callbacks import Callback
-from aekit.training.findings import findings_of
+from aekit.training.findings import find_all, layer_gradients, records_of, split_records
 
 BASE = dict(hidden=(1000, 500, 250), latent_dim=30, activation="sigmoid", loss="mse",
             optimizer="sgd", lr=0.1, schedule="constant", batch_size=100,
@@ -87,25 +89,32 @@ def run_strategy(name: str, x_train: np.ndarray, x_test: np.ndarray, epochs: int
     t0 = time.perf_counter()
     ae.fit(x_train, callbacks=[scorer])
     seconds = time.perf_counter() - t0
-    findings = findings_of(ae.trainer)
+    records = records_of(ae.trainer)
+    findings = [f.to_dict() for f in find_all(records)]
+    gradient, _ = layer_gradients(split_records(records)[1])
+    top = max(gradient.values(), default=0.0) or 1.0
     reach = next((i + 1 for i, v in enumerate(scorer.sse) if v < pca_sse), None)
     return {"strategy": name, "label": label, "test_sse_per_sample": scorer.sse[-1],
             "ratio_to_pca": scorer.sse[-1] / pca_sse, "epochs_to_pca": reach,
             "seconds": seconds, "test_sse_by_epoch": scorer.sse,
             "findings": [f["kind"] for f in findings],
             "vanishing": next((f["message"] for f in findings
-                               if f["kind"] == "vanishing_gradients"), None)}
+                               if f["kind"] == "vanishing_gradients"), None),
+            "gradient_to_strongest": {n: v / top for n, v in gradient.items()}}
 
 
 def table(rows: list[dict[str, Any]], pca_sse: float) -> str:
     """The study as a Markdown table."""
     lines = [f"PCA-30 test error: {pca_sse:.2f}", "",
-             "| strategy | test error | / PCA-30 | epochs to PCA-30 | seconds | findings |",
-             "|---|---:|---:|---:|---:|---|"]
+             "| strategy | test error | / PCA-30 | epochs to PCA-30 | seconds | "
+             "gradient at encoder.0 | findings |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
+        first = r["gradient_to_strongest"].get("encoder.0")
         lines.append(f"| {r['label']} | {r['test_sse_per_sample']:.2f} | "
                      f"{r['ratio_to_pca']:.2f} | {r['epochs_to_pca'] or 'never'} | "
-                     f"{r['seconds']:.0f} | {', '.join(r['findings']) or '-'} |")
+                     f"{r['seconds']:.0f} | {'-' if first is None else f'{first:.1e}'} | "
+                     f"{', '.join(r['findings']) or '-'} |")
     return "\n".join(lines)
 
 

@@ -198,6 +198,37 @@ def test_gradients_growing_toward_the_input_are_not_vanishing():
     assert F.detect_vanishing(*F.split_records(records)) is None
 
 
+def test_residual_projections_are_not_the_depth_path():
+    # A shortcut's projection gets the block's output gradient directly; it must not be the
+    # yardstick that makes the main-path layers look vanishing.
+    main = {f"l{i}": {"grad_rms": 1e-3} for i in range(4)}
+    records = [_diag(**main, **{"l2.skip": {"grad_rms": 1.0}})]
+    assert F.detect_vanishing(*F.split_records(records)) is None
+    assert "l2.skip" not in F.layer_gradients(F.split_records(records)[1])[0]
+    records = [_diag(l0={"grad_rms": 1e-9}, l1={"grad_rms": 1e-7}, l2={"grad_rms": 1e-5},
+                     l3={"grad_rms": 1e-3}, **{"l1.skip": {"grad_rms": 1.0}})]
+    finding = F.detect_vanishing(*F.split_records(records))
+    assert finding.evidence["strongest_layer"] == "l3"
+    assert finding.evidence["ratio"] == pytest.approx(1e-6)
+
+
+def test_vanishing_compares_gradients_relative_to_the_weights():
+    # Per weight, l0's gradient is 1e-4 of l3's, but l0's weights are as small: relative to
+    # them (what a step changes, what batch norm sees) it learns as fast. And the other way.
+    def layer(g, w):
+        return {"grad_rms": g, "grad_norm": g, "weight_norm": w}
+    small_weights = [_diag(l0=layer(1e-7, 1e-4), l1=layer(1e-5, 1e-2), l2=layer(1e-4, 1e-1),
+                           l3=layer(1e-3, 1.0))]
+    assert F.detect_vanishing(*F.split_records(small_weights)) is None
+    starved = [_diag(l0=layer(1e-3, 1e3), l1=layer(1e-3, 10.0), l2=layer(1e-3, 1.0),
+                     l3=layer(1e-3, 1.0))]
+    finding = F.detect_vanishing(*F.split_records(starved))
+    assert finding.evidence["measure"] == "grad_norm/weight_norm"
+    assert finding.evidence["weak_layers"] == ["l0"]
+    assert finding.evidence["ratio"] == pytest.approx(1e-3)
+    assert "||g||/||W||" in finding.message
+
+
 def test_plateau_at_the_end_of_an_annealed_schedule_is_convergence():
     lrs = [0.01] * 3 + [1e-5] * 7
     assert "plateau" not in _kinds(_epochs([1.0, 0.5, 0.3] + [0.29999] * 7, lr=lrs))

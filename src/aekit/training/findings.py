@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-VANISHING_RATIO = 1e-2  # gradient RMS of a layer below 1/100 of the largest layer's
+VANISHING_RATIO = 1e-2  # a layer's ||g||/||W|| below 1/100 of the strongest layer's
 VANISHING_CRITICAL_RATIO = 1e-4
 EXPLODING_GRAD_NORM = 1e3
 EXPLODING_UPDATE_RATIO = 0.1  # one step moving a weight matrix by 10% of its norm
@@ -63,38 +63,72 @@ def _late(diags: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return diags[-max(1, len(diags) // 4):]
 
 
-def detect_vanishing(epochs: list, diags: list, events: list) -> Finding | None:
-    """Gradient RMS shrinking toward the input: layers below ``VANISHING_RATIO`` of the largest."""
+def layer_gradients(diags: list[dict[str, Any]]) -> tuple[dict[str, float], str]:
+    """How strongly each layer is pushed: its median gradient over the last quarter of samples.
+
+    The measure is the gradient norm relative to the weight norm, ``||g|| / ||W||``: the relative
+    change a gradient step makes to the layer. Unlike the gradient's size per weight it does not
+    depend on the layer's width or on how many of its inputs are zero, and with batch
+    normalization (whose layers do not care about the scale of their weights, and whose
+    gradients shrink as the weights grow) it still compares like with like. Samples without
+    weight norms fall back to the gradient RMS per weight.
+
+    Residual projections (``*.skip``) are left out: a shortcut receives the block's output
+    gradient directly, so its size says nothing about how the gradient fades through the depth.
+
+    Returns:
+        ``({layer: size}, measure)`` in the order of the samples (input first); ``measure`` is
+        ``"grad_norm/weight_norm"`` or ``"grad_rms"``.
+    """
     late = [d for d in _late(diags) if d.get("layers")]
     if not late:
-        return None
-    names = [n for n, e in late[-1]["layers"].items() if "grad_rms" in e]
+        return {}, "grad_rms"
+    entries = {n: e for n, e in late[-1]["layers"].items()
+               if "grad_rms" in e and not n.endswith(".skip")}
+    relative = all("grad_norm" in e and "weight_norm" in e for e in entries.values())
+
+    def size(e: dict[str, Any]) -> Any:
+        if not relative:
+            return e.get("grad_rms")
+        g, w = e.get("grad_norm"), e.get("weight_norm")
+        return g / w if isinstance(g, (int, float)) and isinstance(w, (int, float)) and w > 0 \
+            else None
+
+    sizes = {n: statistics.median(_finite(size(d["layers"].get(n, {})) for d in late)
+                                  or [math.nan]) for n in entries}
+    return sizes, "grad_norm/weight_norm" if relative else "grad_rms"
+
+
+def detect_vanishing(epochs: list, diags: list, events: list) -> Finding | None:
+    """Gradients shrinking toward the input: layers below ``VANISHING_RATIO`` of the strongest."""
+    sizes, measure = layer_gradients(diags)
+    names = list(sizes)
     if len(names) < 3:
         return None
-    rms = {n: statistics.median(_finite(d["layers"].get(n, {}).get("grad_rms") for d in late)
-                                or [math.nan]) for n in names}
-    top = max(v for v in rms.values() if math.isfinite(v)) if any(
-        math.isfinite(v) for v in rms.values()) else 0.0
+    finite = [v for v in sizes.values() if math.isfinite(v)]
+    top = max(finite) if finite else 0.0
     if top <= 0:
         return None
-    weak = [n for n in names if rms[n] < VANISHING_RATIO * top]
+    weak = [n for n in names if sizes[n] < VANISHING_RATIO * top]
     first_half = names[: max(1, len(names) // 2)]
     if not weak or weak[0] not in first_half:  # must start at the input side
         return None
-    strongest = max(names, key=lambda n: rms[n])
-    ratio = rms[weak[0]] / top
+    strongest = max(names, key=lambda n: sizes[n])
+    ratio = sizes[weak[0]] / top
     sev = "critical" if ratio < VANISHING_CRITICAL_RATIO else "high"
+    what = ("gradient relative to the weights, ||g||/||W||" if measure != "grad_rms"
+            else "gradient RMS per weight")
     return Finding(
-        "vanishing_gradients", sev, late[-1]["step"],
+        "vanishing_gradients", sev, _late(diags)[-1]["step"],
         f"vanishing gradients: the gradient at {weak[0]} is {ratio:.1e} of the one at "
-        f"{strongest} (RMS per weight); weak layers: {', '.join(weak)}",
+        f"{strongest} ({what}); weak layers: {', '.join(weak)}",
         "the early layers barely learn. With sigmoid/tanh units the derivatives multiply "
         "toward zero layer by layer: use residual connections with batch normalization "
         "(--residual --batch-norm), or a ReLU-family activation (--activation elu), and an "
         "adaptive optimizer (--optimizer adam) whose per-weight steps do not shrink with the "
         "gradient",
         {"ratio": ratio, "weak_layers": weak, "strongest_layer": strongest,
-         "grad_rms": rms})
+         "measure": measure, "gradient": sizes})
 
 
 def detect_exploding(epochs: list, diags: list, events: list) -> Finding | None:
