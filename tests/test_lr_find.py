@@ -108,3 +108,23 @@ def test_lr_find_command(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "suggested --lr" in text
     assert (out / "lr_find.png").is_file() and (out / "lr_find.json").is_file()
+
+
+def test_lr_auto_spelled_as_a_learning_rate(tmp_path):
+    assert RunConfig().replace(lr="auto").train.lr_auto
+    assert RunConfig.from_dict({"optim": {"lr": "Auto"}}).train.lr_auto
+    out = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--lr", "auto", "--epochs", "2", "--hidden", "16",
+                 "--latent-dim", "4", "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["train"]["lr_auto"] is True
+    assert isinstance(saved["optim"]["lr"], float) and saved["optim"]["lr"] != RunConfig().optim.lr
+
+
+def test_lr_that_is_neither_a_number_nor_auto_is_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", "digits", "--lr", "fast"])
+    assert exc.value.code == 2
+    assert "--lr" in capsys.readouterr().err
+    with pytest.raises(ConfigError):
+        RunConfig().replace(lr="fast")

@@ -164,7 +164,8 @@ class OptimConfig:
     """Optimizer and penalties on the weights and codes."""
 
     optimizer: str = _opt("gd (full batch), sgd, momentum, nesterov, adam, adamw", "adam")
-    lr: float = _opt("peak learning rate", 2e-3)
+    lr: float = _opt("peak learning rate; `auto` picks it with the learning-rate range test "
+                     "(`aekit lr-find`, same as --lr-auto)", 2e-3)
     momentum: float = _opt("momentum for momentum/nesterov", 0.9)
     beta1: float = _opt("Adam beta1", 0.9)
     beta2: float = _opt("Adam beta2", 0.999)
@@ -336,7 +337,13 @@ class RunConfig:
         return cls().replace(**flatten(values))
 
     def replace(self, **changes: Any) -> "RunConfig":
-        """A copy with some fields changed, named flat (``latent_dim=8``)."""
+        """A copy with some fields changed, named flat (``latent_dim=8``).
+
+        ``lr="auto"`` stands for ``lr_auto=True`` (the range test picks the rate).
+        """
+        if isinstance(changes.get("lr"), str) and changes["lr"].strip().lower() == "auto":
+            changes = {k: v for k, v in changes.items() if k != "lr"}
+            changes["lr_auto"] = True
         per_section: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         for key, value in changes.items():
             per_section[section_of(key)][key] = value

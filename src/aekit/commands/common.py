@@ -24,8 +24,17 @@ def _none_or(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _float_or_auto(text: str) -> float | str:
+    return "auto" if text.strip().lower() == "auto" else float(text)
+
+
+_float_or_auto.__name__ = "number or 'auto'"  # argparse: "invalid number or 'auto' value"
+
+
 def _field_type(f: dataclasses.Field) -> tuple[Callable[[str], Any] | None, bool]:
     """argparse ``type`` for a config field and whether it is a boolean switch."""
+    if f.name == "lr":  # --lr auto: the learning-rate range test picks it
+        return _float_or_auto, False
     hint = typing.get_type_hints(SECTIONS_BY_FIELD[f.name])[f.name]
     optional = type(None) in typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
