@@ -14,7 +14,7 @@ from aekit import Autoencoder
 from aekit.config import ModelConfig
 from aekit.models.mlp import MLPAutoencoder
 from aekit.training import findings as F
-from aekit.training.callbacks import MetricsWriter
+from aekit.training.callbacks import Callback, MetricsWriter
 from aekit.training.diagnostics import (Diagnostics, activation_stats, clipped_norm,
                                         grad_norm_by_layer, layer_name)
 from aekit.training.optim import FlatParams
@@ -251,6 +251,81 @@ def test_real_run_deep_sigmoid_sgd_has_vanishing_gradients():
     assert "vanishing_gradients" in kinds
     finding = next(f for f in F.findings_of(ae.trainer) if f["kind"] == "vanishing_gradients")
     assert finding["evidence"]["weak_layers"][0] == "encoder.0"
+
+
+class NegativeBias(Callback):
+    """Sets the first layer's biases far below zero before training: its ReLU units output
+    zero for every input and get no gradient (what one bad, huge update does)."""
+
+    def on_train_begin(self, trainer):
+        with torch.no_grad():
+            trainer.model.encoder[0].linear.bias.fill_(-20.0)
+
+
+class KickEveryOtherEpoch(Callback):
+    """Adds noise to every weight at the start of every other epoch: that epoch's loss jumps,
+    the next one recovers (an epoch-to-epoch zigzag)."""
+
+    def on_epoch_begin(self, trainer, epoch):
+        if epoch % 2 == 0:
+            gen = torch.Generator().manual_seed(epoch)
+            trainer.flat.data.add_(0.3 * torch.randn(trainer.flat.data.shape, generator=gen))
+
+
+class InjectNaN(Callback):
+    def on_after_backward(self, trainer, step):
+        if step == 13:
+            trainer.flat.grad[0] = float("nan")
+
+
+def _blobs() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = 1.0 / (1.0 + np.exp(-(rng.normal(size=(120, 3)) @ rng.normal(size=(3, 10)))))
+    return (x + 0.01 * rng.normal(size=x.shape)).clip(0, 1).astype(np.float32)
+
+
+def _few_noisy_samples() -> np.ndarray:
+    """30 samples of 50 features near a 2-D curve, with strong noise: too few to learn the
+    curve from, enough for an 8-D code to memorise the training half's noise."""
+    rng = np.random.default_rng(4)
+    x = 1.0 / (1.0 + np.exp(-(rng.normal(size=(30, 2)) @ rng.normal(size=(2, 50)))))
+    return (x + 0.2 * rng.normal(size=x.shape)).clip(0, 1).astype(np.float32)
+
+
+SGD = dict(optimizer="sgd", schedule="constant")
+REAL_RUNS = {
+    # plain SGD at a learning rate that moves weights by a fifth of their norm in one step
+    "exploding_gradients": (_blobs, [], dict(**SGD, lr=0.5, batch_size=20, epochs=5,
+                                             output_activation="identity")),
+    "dead_units": (_blobs, [NegativeBias()], dict(activation="relu", epochs=5, batch_size=20)),
+    # unscaled inputs in the hundreds push sigmoid units against their bounds
+    "saturated_units": (lambda: _blobs() * 200 - 100, [],
+                        dict(activation="sigmoid", scaling="none", output_activation="identity",
+                             epochs=5, batch_size=20)),
+    "plateau": (_blobs, [], dict(**SGD, lr=1e-6, epochs=12, batch_size=20)),
+    # full-batch heavy-ball momentum at a learning rate far above the stable one
+    "divergence": (_blobs, [], dict(optimizer="momentum", schedule="constant", lr=0.5,
+                                    epochs=20, batch_size=120, output_activation="identity",
+                                    seed=1)),
+    "oscillation": (_blobs, [KickEveryOtherEpoch()], dict(epochs=12, batch_size=20)),
+    "non_finite": (_blobs, [InjectNaN()], dict(**SGD, lr=0.05, epochs=6, batch_size=20)),
+    "overfitting": (_few_noisy_samples, [],
+                    dict(hidden=(128, 128), latent_dim=8, epochs=150, batch_size=10, lr=3e-3,
+                         schedule="exponential", validation_split=0.5,
+                         restore_best_weights=False)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REAL_RUNS))
+def test_each_detector_fires_on_a_real_run_built_for_it(kind):
+    make_data, callbacks, options = REAL_RUNS[kind]
+    x = np.asarray(make_data(), dtype=np.float32)
+    diag = Diagnostics(5, torch.from_numpy(x))
+    ae = Autoencoder(**{**TINY, **options})
+    ae.fit(x, callbacks=[diag, *callbacks])
+    found = {f["kind"]: f for f in F.findings_of(ae.trainer)}
+    assert kind in found, f"{kind} not raised; found {sorted(found)}"
+    assert found[kind]["advice"] and found[kind]["evidence"]
 
 
 def test_real_healthy_run_has_no_finding(blobs):
