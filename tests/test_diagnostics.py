@@ -12,6 +12,7 @@ from torch import nn
 
 from aekit import Autoencoder
 from aekit.config import ModelConfig
+from aekit.errors import TrainingError
 from aekit.models.mlp import MLPAutoencoder
 from aekit.training import findings as F
 from aekit.training.callbacks import Callback, MetricsWriter
@@ -234,6 +235,16 @@ def test_plateau_at_the_end_of_an_annealed_schedule_is_convergence():
     assert "plateau" not in _kinds(_epochs([1.0, 0.5, 0.3] + [0.29999] * 7, lr=lrs))
 
 
+def test_overfitting_with_the_best_weights_kept_is_a_low_finding():
+    records = _epochs(HEALTHY_LOSSES, [1.0, 0.7, 0.5, 0.45, 0.44, 0.46, 0.5, 0.55, 0.6, 0.65])
+    plain = F.detect_overfitting(*F.split_records(records))
+    assert plain.severity == "medium" and not plain.evidence["best_weights_kept"]
+    kept = F.detect_overfitting(*F.split_records(records + [
+        {"type": "event", "kind": "best_weights", "step": 100, "best_epoch": 5}]))
+    assert kept.severity == "low" and kept.evidence["best_weights_kept"]
+    assert "best epoch were kept" in kept.message and "not harmed" in kept.advice
+
+
 def test_findings_are_sorted_most_important_first():
     records = _epochs([1.0, 0.5, 0.3, 0.6, 2.0], skipped=2) + [_diag(l0={"dead": 0.6})]
     severities = [f.severity for f in F.find_all(records)]
@@ -323,11 +334,16 @@ def test_each_detector_fires_on_a_real_run_built_for_it(kind):
     diag = Diagnostics(5, torch.from_numpy(x))
     ae = Autoencoder(**{**TINY, **options})
     ae.fit(x, callbacks=[diag, *callbacks])
-    found = {f["kind"]: f for f in F.findings_of(ae.trainer)}
+    found = {f["kind"]: f for f in ae.findings()}
     assert kind in found, f"{kind} not raised; found {sorted(found)}"
     assert found[kind]["advice"] and found[kind]["evidence"]
 
 
 def test_real_healthy_run_has_no_finding(blobs):
     ae, _ = _fit(blobs, every=5, epochs=15, batch_size=32, lr=5e-3, validation_split=0.2)
-    assert F.findings_of(ae.trainer) == []
+    assert F.findings_of(ae.trainer) == [] and ae.findings() == []
+
+
+def test_findings_need_a_trained_model():
+    with pytest.raises(TrainingError, match="call fit"):
+        Autoencoder(**TINY).findings()

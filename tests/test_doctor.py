@@ -167,10 +167,36 @@ def test_diagnose_a_real_run_and_summary_has_findings(blobs, tmp_path, capsys):
                  "--diagnostics-every-steps", "2"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["findings"] == [] and summary["events"] == []
-    capsys.readouterr()
+    assert "doctor: no problem found" in capsys.readouterr().out
     assert main(["diagnose", str(out)]) == 0
     text = capsys.readouterr().out
     assert "diagnostics samples" in text and "no problem found" in text
+
+
+def test_train_prints_what_the_doctor_found_and_where_to_read_more(blobs, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    out = tmp_path / "hot"
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--out", str(out), "--epochs", "5",
+                 "--hidden", "16,8", "--latent-dim", "3", "--threads", "1", "--no-progress",
+                 "--optimizer", "sgd", "--lr", "0.5", "--schedule", "constant",
+                 "--batch-size", "20", "--output-activation", "identity"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    findings = json.loads((out / "summary.json").read_text())["findings"]
+    assert findings, "this learning rate should alarm the doctor"
+    doctor = [line for line in lines if line.startswith("doctor: ")]
+    assert doctor == [f"doctor: [{f['severity'].upper()}] {f['message']}" for f in findings[:3]]
+    assert f"evidence and advice: aekit diagnose {out}" in lines[lines.index(doctor[-1]) + 1]
+
+
+def test_doctor_lines_name_at_most_three_findings_and_count_the_rest():
+    from aekit.runner import doctor_lines
+
+    findings = [{"severity": "high", "message": f"problem {i}"} for i in range(5)]
+    lines = doctor_lines(findings, "runs/x")
+    assert lines == ["doctor: [HIGH] problem 0", "doctor: [HIGH] problem 1",
+                     "doctor: [HIGH] problem 2",
+                     "  (2 more, evidence and advice: aekit diagnose runs/x)"]
+    assert doctor_lines(None, "runs/x") == []  # a summary without findings (not examined)
 
 
 def test_diagnose_missing_run_folder_exits_2(tmp_path, capsys):

@@ -28,6 +28,7 @@ from aekit.serialization import (load_state_into, load_tensors, read_json, save_
                                  write_json)
 from aekit.training.callbacks import Callback, ProgressBar
 from aekit.training.doctor import default_callbacks
+from aekit.training.findings import findings_of
 from aekit.training.trainer import EVAL_BATCH, History, Trainer, resolve_device
 
 MODEL_FORMAT = "aekit-model"
@@ -159,6 +160,21 @@ class Autoencoder:
         self.trainer = Trainer(self.model, cfg, all_callbacks)
         self.history = self.trainer.fit(t_train, t_val)
         return self.history
+
+    def findings(self) -> list[dict[str, Any]]:
+        """What the training doctor found in the last :meth:`fit`, most important first.
+
+        Each finding is a dictionary with ``kind`` (e.g. ``"vanishing_gradients"``),
+        ``severity``, ``step``, ``message``, ``advice`` and ``evidence`` (the numbers behind
+        it): the same list as ``summary.json``'s ``"findings"`` and ``aekit diagnose``. An
+        empty list means nothing went wrong that the doctor checks for.
+
+        Raises:
+            TrainingError: the model has not been trained.
+        """
+        if getattr(self, "trainer", None) is None:
+            raise TrainingError("findings() needs a trained model: call fit() first")
+        return findings_of(self.trainer)
 
     def _apply_threads(self) -> None:
         if self.config.train.threads is not None:

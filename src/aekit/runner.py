@@ -155,6 +155,20 @@ def format_summary(summary: dict[str, Any], out_dir: str | Path) -> str:
         ]
     elif "val_mse" in summary:
         lines.append(f"  validation mse: {summary['val_mse']:.4g}")
+    lines += doctor_lines(summary.get("findings"), out_dir)
     lines.append(f"run folder: {out_dir} (model.safetensors, config.json, metrics.jsonl, "
                  "summary.json)")
     return "\n".join(lines)
+
+
+def doctor_lines(findings: list[dict[str, Any]] | None, out_dir: str | Path,
+                 most: int = 3) -> list[str]:
+    """What the training doctor found, one line each (most important first, at most ``most``),
+    and where the evidence and advice are; nothing when the run was not examined."""
+    if findings is None:
+        return []
+    if not findings:
+        return ["doctor: no problem found"]
+    lines = [f"doctor: [{f['severity'].upper()}] {f['message']}" for f in findings[:most]]
+    more = f"{len(findings) - most} more, " if len(findings) > most else ""
+    return lines + [f"  ({more}evidence and advice: aekit diagnose {out_dir})"]

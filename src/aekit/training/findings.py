@@ -292,14 +292,21 @@ def detect_overfitting(epochs: list, diags: list, events: list) -> Finding | Non
     train_fell = pairs[-1][0] < pairs[best][0]
     if best == len(vals) - 1 or rise < OVERFIT_VAL_RISE or not train_fell:
         return None
+    message = (f"overfitting: validation loss rose {rise:.1%} since epoch {best + 1} while the "
+               "train loss kept falling")
+    advice = ("the model memorises the training set: add L2 (--l2 1e-4) or weight decay, "
+              "dropout (--dropout 0.1), stop early (--early-stopping-patience 5), or use more "
+              "data")
+    restored = [e for e in events if e.get("kind") in ("best_weights", "early_stop")]
+    if restored:  # the saved model is the best epoch's: the later epochs were only wasted
+        message += "; the weights of the best epoch were kept"
+        advice = ("the saved model is not harmed, but the epochs after the best one were "
+                  "wasted: stop early (--early-stopping-patience 5) or fewer --epochs; to "
+                  "generalise better add L2 (--l2 1e-4), dropout (--dropout 0.1) or more data")
     return Finding(
-        "overfitting", "medium", epochs[-1].get("step"),
-        f"overfitting: validation loss rose {rise:.1%} since epoch {best + 1} while the train "
-        "loss kept falling",
-        "the model memorises the training set: add L2 (--l2 1e-4) or weight decay, dropout "
-        "(--dropout 0.1), stop early (--early-stopping-patience 5), or use more data",
+        "overfitting", "low" if restored else "medium", epochs[-1].get("step"), message, advice,
         {"best_epoch": best + 1, "val_rise": rise, "best_val_loss": vals[best],
-         "final_val_loss": vals[-1]})
+         "final_val_loss": vals[-1], "best_weights_kept": bool(restored)})
 
 
 DETECTORS: tuple[Callable[[list, list, list], Finding | None], ...] = (

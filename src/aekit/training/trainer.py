@@ -262,7 +262,8 @@ class Trainer:
             if not any(e["kind"] == "early_stop" for e in self.history.events):
                 self.log_event("best_weights", "restored the weights with the lowest validation "
                                f"loss ({self._best_val:.4g}, epoch {self._best_epoch}); the last "
-                               f"epoch had {self.history.epochs[-1]['val_loss']:.4g}")
+                               f"epoch had {self.history.epochs[-1]['val_loss']:.4g}",
+                               best_epoch=self._best_epoch)
         if self.skipped_steps and self.skipped_steps >= self.step:
             raise TrainingError(f"every one of the {self.step} steps had a non-finite loss or "
                                 "gradient; lower --lr, set --clip-norm, or check the data")
@@ -360,7 +361,8 @@ class Trainer:
         self._bad_epochs += 1
         if self._bad_epochs >= patience:
             self.log_event("early_stop", f"no better validation loss for {patience} "
-                           f"epochs; restoring the best weights (val_loss {self._best_val:.4g})")
+                           f"epochs; restoring the best weights (val_loss {self._best_val:.4g})",
+                           best_epoch=self._best_epoch)
             self.stop_training = True
 
     # -- checkpoints --------------------------------------------------------------------------
