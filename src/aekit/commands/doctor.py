@@ -1,4 +1,5 @@
-"""``aekit diagnose RUN_DIR`` and ``aekit lr-find``: the training doctor on the command line."""
+"""``aekit diagnose RUN_DIR``, ``aekit lr-find`` and ``aekit study``: the training doctor on the
+command line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aekit.commands.common import add_config_options, config_from_args
 def register(sub: argparse._SubParsersAction) -> None:
     diagnose_parser(sub)
     lr_find_parser(sub)
+    study_parser(sub)
 
 
 def diagnose_parser(sub: argparse._SubParsersAction) -> None:
@@ -100,4 +102,54 @@ def run_lr_find(args: argparse.Namespace) -> int:
     print(f"minimum of the smoothed loss at lr {result.lr_min_loss:.3g}")
     print(f"suggested --lr {result.suggestion:.3g}{note}")
     print(f"curve: {png_path}, {json_path}")
+    return 0
+
+
+def study_parser(sub: argparse._SubParsersAction) -> None:
+    from aekit.apps.study import STRATEGIES
+
+    p = sub.add_parser("study", help="train a deep sigmoid autoencoder under each strategy and "
+                       "compare", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="The strategy study: Hinton & Salakhutdinov's deep "
+                       "autoencoder (sigmoid units) trained for the same epochs with plain "
+                       "mini-batch SGD and each strategy against non-convergence and vanishing "
+                       "gradients; prints and writes (study.md, study.json) the test error, its "
+                       "ratio to PCA, the epochs to reach PCA, the time and the doctor's "
+                       "findings for each.")
+    p.add_argument("--data", default="fashion-mnist", help="training data spec, as for train")
+    p.add_argument("--test", default=None, help="test data spec (default: fashion-mnist:test "
+                   "for --data fashion-mnist, else 10%% of --data held back)")
+    p.add_argument("--quick", action="store_true",
+                   help="10,000 training samples and 4 epochs (a few minutes on 2 cores)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per strategy (default: 20, "
+                   "4 with --quick)")
+    p.add_argument("--n-train", type=int, default=None, help="random subset of the training "
+                   "samples (default: all, 10,000 with --quick)")
+    p.add_argument("--only", default=None,
+                   help=f"comma-separated strategies, from: {', '.join(STRATEGIES)}")
+    p.add_argument("--hidden", default="1000,500,250", help="encoder layer sizes")
+    p.add_argument("--latent-dim", type=int, default=30, help="code size")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads")
+    p.add_argument("--seed", type=int, default=0, help="the same seed for every strategy")
+    p.add_argument("--out", default="study", help="folder for study.md and study.json")
+    p.set_defaults(func=run_study)
+
+
+def run_study(args: argparse.Namespace) -> int:
+    from aekit.apps.study import study
+    from aekit.errors import ConfigError
+
+    try:
+        hidden = tuple(int(v) for v in args.hidden.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--hidden takes comma-separated layer sizes such as 1000,500,250. "
+                          f"Received: {args.hidden!r}") from None
+    test = args.test or ("fashion-mnist:test" if args.data == "fashion-mnist" else None)
+    result = study(args.data, test, strategies=args.only.split(",") if args.only else None,
+                   epochs=args.epochs or (4 if args.quick else 20),
+                   n_train=args.n_train or (10_000 if args.quick else None), seed=args.seed,
+                   threads=args.threads, hidden=hidden, latent_dim=args.latent_dim,
+                   out_dir=args.out, log=lambda line: print(line, flush=True))
+    print(result["table"])
+    print(f"written: {args.out}/study.md, {args.out}/study.json")
     return 0
