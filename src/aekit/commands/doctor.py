@@ -109,14 +109,15 @@ def study_parser(sub: argparse._SubParsersAction) -> None:
     from aekit.apps.study import STRATEGIES
 
     p = sub.add_parser("study", help="train a deep sigmoid autoencoder under each strategy and "
-                       "compare", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       "compare",
                        description="The strategy study: Hinton & Salakhutdinov's deep "
                        "autoencoder (sigmoid units) trained for the same epochs with plain "
                        "mini-batch SGD and each strategy against non-convergence and vanishing "
                        "gradients; prints and writes (study.md, study.json) the test error, its "
                        "ratio to PCA, the epochs to reach PCA, the time and the doctor's "
                        "findings for each.")
-    p.add_argument("--data", default="fashion-mnist", help="training data spec, as for train")
+    p.add_argument("--data", default="fashion-mnist", help="training data spec, as for train "
+                   "(default: fashion-mnist)")
     p.add_argument("--test", default=None, help="test data spec (default: fashion-mnist:test "
                    "for --data fashion-mnist, else 10%% of --data held back)")
     p.add_argument("--quick", action="store_true",
@@ -126,12 +127,16 @@ def study_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=None, help="random subset of the training "
                    "samples (default: all, 10,000 with --quick)")
     p.add_argument("--only", default=None,
-                   help=f"comma-separated strategies, from: {', '.join(STRATEGIES)}")
-    p.add_argument("--hidden", default="1000,500,250", help="encoder layer sizes")
-    p.add_argument("--latent-dim", type=int, default=30, help="code size")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads")
-    p.add_argument("--seed", type=int, default=0, help="the same seed for every strategy")
-    p.add_argument("--out", default="study", help="folder for study.md and study.json")
+                   help="comma-separated strategies (default: all), from: "
+                   f"{', '.join(STRATEGIES)}")
+    p.add_argument("--hidden", default="1000,500,250",
+                   help="encoder layer sizes (default: 1000,500,250)")
+    p.add_argument("--latent-dim", type=int, default=30, help="code size (default: 30)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed for every strategy "
+                   "(default: 0)")
+    p.add_argument("--out", default="study", help="folder for study.md and study.json "
+                   "(default: study)")
     p.set_defaults(func=run_study)
 
 
