@@ -107,3 +107,15 @@ def test_shard_splits_a_batch_into_contiguous_weighted_parts() -> None:
 def test_nproc_must_be_a_positive_integer() -> None:
     with pytest.raises(ConfigError, match="nproc"):
         TrainConfig(nproc=0)
+
+
+def test_bad_input_under_torchrun_is_reported_once(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--master_addr=localhost", f"--master_port={_free_port()}", "-m",
+                           "aekit", "train", "--data", "missing.npy", "--out", "run",
+                           "--threads", "1"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "aekit train: error:" in line]
+    assert len(errors) == 1 and "missing.npy: no such file" in errors[0]
+    assert not (tmp_path / "run").exists()

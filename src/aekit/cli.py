@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from aekit.errors import AekitError, TrainingError
@@ -35,14 +36,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TrainingError as exc:
-        print(f"aekit {args.verb}: error: {exc}", file=sys.stderr)
+        _complain(f"aekit {args.verb}: error: {exc}")
         return 1
     except AekitError as exc:
-        print(f"aekit {args.verb}: error: {exc}", file=sys.stderr)
+        _complain(f"aekit {args.verb}: error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print(f"aekit {args.verb}: interrupted", file=sys.stderr)
+        _complain(f"aekit {args.verb}: interrupted")
         return 130
+
+
+def _complain(message: str) -> None:
+    """Print an error on stderr, once per job: under torchrun every rank checks the same data
+    and options and meets the same error, so only rank 0 says it (the others still exit with
+    the code, which torchrun reports)."""
+    if os.environ.get("RANK", "0") in ("", "0"):
+        print(message, file=sys.stderr)
 
 
 if __name__ == "__main__":
