@@ -110,6 +110,47 @@ def test_aekit_train_streams_repeatably_and_resumes(npy: Path, tmp_path: Path,
 def test_unsupported_options_are_refused(npy: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
-    cfg = RunConfig().replace(data=str(npy), test=str(npy), progress=False)
-    with pytest.raises(ConfigError, match="does not support test yet"):
+    cfg = RunConfig().replace(data=str(npy), lr_auto=True, progress=False)
+    with pytest.raises(ConfigError, match="does not support lr_auto yet"):
         train_run(cfg, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def _low_rank(n: int, seed: int) -> np.ndarray:
+    """Rows near a 3-D subspace of 12 features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)) @ rng.normal(size=(3, 12)) + 0.05 * rng.normal(size=(n, 12))
+    return x.astype(np.float32)
+
+
+def test_streamed_run_scores_a_test_set_next_to_incremental_pca(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    x = _low_rank(2300, 0)
+    np.save(tmp_path / "train.npy", x[:2000])
+    np.save(tmp_path / "test.npy", x[2000:])
+    cfg = RunConfig().replace(data=str(tmp_path / "train.npy"), test=str(tmp_path / "test.npy"),
+                              hidden=(16,), latent_dim=3, epochs=3, batch_size=64, threads=1,
+                              progress=False)
+    in_memory = train_run(cfg, tmp_path / "mem")
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE_CHUNK_BYTES", "4800")  # 100 rows a chunk
+    streamed = train_run(cfg, tmp_path / "stream")
+    assert streamed["out_of_core"] and streamed["pca"] == "incremental"
+    assert streamed["n_test"] == 300 and streamed["pca_components"] == 3
+    # incremental PCA over the chunks finds the subspace PCA finds on the data in memory (the
+    # validation rows differ: a random 10% in memory, the last 10% when streaming)
+    assert streamed["pca_test_mse"] == pytest.approx(in_memory["pca_test_mse"], rel=0.02)
+    assert streamed["ratio_to_pca"] == pytest.approx(
+        streamed["test_mse"] / streamed["pca_test_mse"])
+    assert isinstance(streamed["findings"], list)
+
+
+def test_streamed_test_set_with_other_features_is_refused_before_training(
+        npy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
+    np.save(tmp_path / "narrow.npy", np.zeros((10, N_FEATURES - 1), np.float32))
+    cfg = RunConfig().replace(data=str(npy), test=str(tmp_path / "narrow.npy"), progress=False)
+    with pytest.raises(DataError, match="narrow.npy"):
+        train_run(cfg, tmp_path / "x")
+    assert not (tmp_path / "x").exists()

@@ -2,8 +2,9 @@
 
 The last ``validation_split`` of the rows (at most ``MAX_VAL_ROWS``) is the validation set,
 held in memory; the rows before it stream in shuffled chunks. The run folder is the usual one
-(``model.safetensors``, ``config.json``, ``metrics.jsonl``, ``summary.json``, checkpoints);
-the summary has no test or PCA figures (they would need the data in memory).
+(``model.safetensors``, ``config.json``, ``metrics.jsonl``, ``summary.json``, checkpoints).
+With ``--test`` the test set is loaded in memory and scored next to PCA at the same size,
+fitted incrementally (``IncrementalPCA``) over the scaled training rows, block by block.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import torch
 
 from aekit import __version__
 from aekit.api import Autoencoder
+from aekit.baselines.pca import fit_pca_streamed, pca_errors
 from aekit.config import RunConfig
+from aekit.data import Dataset, check_n_features, load
 from aekit.data.out_of_core import CHUNK_BYTES, STREAM_ENV, ChunkedNpy, StreamedTrainingData
 from aekit.errors import ConfigError
 from aekit.serialization import write_json
@@ -26,6 +29,7 @@ from aekit.training import distributed
 from aekit.training.callbacks import Callback, MetricsWriter, ProgressBar
 from aekit.training.checkpoint import prepare_checkpoints
 from aekit.training.doctor import default_callbacks
+from aekit.training.findings import findings_of
 from aekit.training.trainer import Trainer, resolve_device
 
 CHUNK_ENV = "AEKIT_OUT_OF_CORE_CHUNK_BYTES"
@@ -61,10 +65,9 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
 
     Raises:
         DataError: unreadable file or non-finite values (checked in a streaming pass first).
-        ConfigError: an option streaming does not support (--test, --lr-auto, --tensorboard,
-            --report).
+        ConfigError: an option streaming does not support (--lr-auto, --tensorboard, --report).
     """
-    unsupported = {"test": cfg.data.test, "lr_auto": cfg.train.lr_auto,
+    unsupported = {"lr_auto": cfg.train.lr_auto,
                    "tensorboard": cfg.train.tensorboard, "report": cfg.train.report}
     used = sorted(k for k, v in unsupported.items() if v not in (None, False))
     if used:
@@ -75,6 +78,10 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     out_dir = Path(out_dir)
     source = ChunkedNpy(cfg.data.data, int(os.environ.get(CHUNK_ENV, CHUNK_BYTES)))
     source.check_finite()
+    test = None
+    if cfg.data.test is not None:  # loaded (and checked) before any training
+        test = load(cfg.data.test)
+        check_n_features(test, source.n_features, cfg.data.test)
     train_src, val_start = split_tail(source, cfg.train.validation_split)
     ae = Autoencoder(config=cfg)
     ae.scaler = train_src.fit_scaler(cfg.data.scaling)
@@ -108,6 +115,8 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
         return {}
     ae.save(out_dir)
     summary = _summary(ae, source, train_src, x_val, seconds)
+    if test is not None:
+        summary.update(_test_and_pca(ae, train_src, test))
     write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -127,7 +136,21 @@ def _summary(ae: Autoencoder, source: ChunkedNpy, train_src: ChunkedNpy,
         / max(1e-9, sum(e["seconds"] for e in epochs)),
         "fast_path": ae.trainer.use_fastpath,
         "final_train_loss": epochs[-1]["train_loss"], "events": ae.history.events,
+        "findings": findings_of(ae.trainer),
     }
     if x_val is not None:  # in scaled units, as Autoencoder.score
         summary["val_mse"] = ae.score(ae.scaler.inverse_transform(x_val.cpu().numpy()))["mse"]
     return summary
+
+
+def _test_and_pca(ae: Autoencoder, train_src: ChunkedNpy, test: Dataset) -> dict[str, Any]:
+    """The test error next to PCA's at the same size (incremental, over the training rows)."""
+    pca = fit_pca_streamed((ae.scaler.transform(rows) for _, rows in train_src.blocks()),
+                           ae.config.model.latent_dim, train_src.n_samples, train_src.n_features)
+    model_err = ae.score(test.x)
+    pca_err = pca_errors(pca, ae.scaler.transform(test.x))
+    return {"test": ae.config.data.test, "n_test": test.n_samples,
+            "pca_components": int(pca.n_components_), "pca": "incremental",
+            "test_mse": model_err["mse"], "test_sse_per_sample": model_err["sse_per_sample"],
+            "pca_test_mse": pca_err["mse"], "pca_test_sse_per_sample": pca_err["sse_per_sample"],
+            "ratio_to_pca": model_err["mse"] / max(pca_err["mse"], 1e-30)}
