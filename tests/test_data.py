@@ -454,6 +454,16 @@ def test_scaler_round_trip(mode):
         np.testing.assert_array_equal(y[:, 3], 0)
 
 
+@pytest.mark.parametrize("mode", ["standard", "minmax", "none"])
+def test_transform_rows_equals_transform_of_the_rows(mode):
+    x = _table(2)
+    index = np.random.default_rng(0).permutation(len(x))[:150]
+    scaler = Scaler(mode).fit(x[index])
+    y = scaler.transform_rows(x, index, block=16)  # blocks that do not divide 150
+    assert y.dtype == np.float32 and y.flags.c_contiguous
+    np.testing.assert_array_equal(y, scaler.transform(x[index]))
+
+
 def test_scaler_matches_naive_reference():
     x = _table(1)
     mean = x.astype(np.float64).mean(0)

@@ -130,6 +130,13 @@ def test_measuring_does_not_change_the_run(blobs):
         assert torch.equal(a, b)
 
 
+def test_the_probe_batch_does_not_keep_the_training_tensor_alive():
+    x = torch.zeros(10_000, 8)
+    diag = Diagnostics(5, x)
+    assert diag.probe.shape[0] == 256
+    assert diag.probe.untyped_storage().nbytes() == 256 * 8 * 4  # a copy, not a view of x
+
+
 def test_interval_must_be_positive():
     with pytest.raises(ValueError, match="every_steps.*Received: 0"):
         Diagnostics(0)

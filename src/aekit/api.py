@@ -128,7 +128,7 @@ class Autoencoder:
         self.train_index = train_idx
         self.sample_shape, self.data_kind = ds.sample_shape, ds.kind
         self.scaler = choose_scaler(ds, cfg.data.scaling).fit(ds.x[train_idx])
-        x_train = self.scaler.transform(ds.x[train_idx])
+        x_train = self.scaler.transform_rows(ds.x, train_idx)
         if validation_data is not None:
             val = as_dataset(validation_data, "validation_data")
             check_n_features(val, ds.n_features, "validation_data")

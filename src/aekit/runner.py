@@ -77,8 +77,9 @@ def summarize(ae: Autoencoder, train: Dataset, test: Dataset | None, test_source
         "events": history.events,
         "findings": findings_of(ae.trainer),
     }
-    x_train_scaled = ae.scaler.transform(train.x[train_idx])
-    pca = fit_pca(x_train_scaled, cfg.model.latent_dim, cfg.train.seed)
+    x_train_scaled = ae.scaler.transform_rows(train.x, train_idx)  # ours: PCA may centre it
+    pca = fit_pca(x_train_scaled, cfg.model.latent_dim, cfg.train.seed, overwrite=True)
+    del x_train_scaled
     summary["pca_components"] = int(pca.n_components_)
     if val_mask.any():
         summary["val_mse"] = ae.score(train.x[val_mask])["mse"]

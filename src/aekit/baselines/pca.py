@@ -9,10 +9,12 @@ import numpy as np
 from sklearn.decomposition import PCA, IncrementalPCA
 
 
-def fit_pca(x_train: np.ndarray, n_components: int, seed: int = 0) -> PCA:
-    """Fit PCA with ``n_components`` (capped at what the data allows) on ``x_train``."""
+def fit_pca(x_train: np.ndarray, n_components: int, seed: int = 0,
+            overwrite: bool = False) -> PCA:
+    """Fit PCA with ``n_components`` (capped at what the data allows) on ``x_train``;
+    ``overwrite=True`` lets it centre ``x_train`` in place instead of copying it."""
     k = max(1, min(n_components, x_train.shape[0], x_train.shape[1]))
-    return PCA(n_components=k, random_state=seed).fit(x_train)
+    return PCA(n_components=k, random_state=seed, copy=not overwrite).fit(x_train)
 
 
 def fit_pca_streamed(blocks: Iterable[np.ndarray], n_components: int, n_samples: int,

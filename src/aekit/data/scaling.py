@@ -145,6 +145,20 @@ class Scaler:
         out /= scale
         return out
 
+    def transform_rows(self, x: np.ndarray, index: np.ndarray, block: int = 8192) -> np.ndarray:
+        """``transform(x[index])`` without holding an unscaled copy of the selected rows: the
+        rows are gathered and scaled block by block into one float32 array.
+
+        Args:
+            x: (n, n_features) data.
+            index: the rows to take, in order.
+            block: rows per block.
+        """
+        out = np.empty((len(index), x.shape[1]), dtype=np.float32)
+        for start in range(0, len(index), block):
+            out[start:start + block] = self.transform(x[index[start:start + block]])
+        return out
+
     def inverse_transform(self, x: np.ndarray) -> np.ndarray:
         """Undo :meth:`transform`; the input is not modified.
 

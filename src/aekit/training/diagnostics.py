@@ -165,7 +165,8 @@ class Diagnostics(Callback):
         if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 1:
             raise ConfigError(f"`every_steps` must be an integer >= 1. Received: {every_steps!r}")
         self.every_steps = every_steps
-        self.probe = probe[:PROBE_SAMPLES] if probe is not None else None
+        # a copy: a view would keep the whole training tensor alive as long as the callback
+        self.probe = probe[:PROBE_SAMPLES].clone() if probe is not None else None
         self.activations = activations
         self.records: list[dict[str, Any]] = []
         self._pending: dict[str, Any] | None = None
