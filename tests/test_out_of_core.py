@@ -3,6 +3,7 @@ streaming statistics equal to the in-memory ones, and `aekit train` end to end (
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -110,8 +111,8 @@ def test_aekit_train_streams_repeatably_and_resumes(npy: Path, tmp_path: Path,
 def test_unsupported_options_are_refused(npy: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
-    cfg = RunConfig().replace(data=str(npy), lr_auto=True, progress=False)
-    with pytest.raises(ConfigError, match="does not support lr_auto yet"):
+    cfg = RunConfig().replace(data=str(npy), report=True, progress=False)
+    with pytest.raises(ConfigError, match="does not support report yet"):
         train_run(cfg, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
@@ -154,3 +155,23 @@ def test_streamed_test_set_with_other_features_is_refused_before_training(
     with pytest.raises(DataError, match="narrow.npy"):
         train_run(cfg, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_streamed_lr_auto_tests_rows_from_the_whole_file(npy: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from aekit.apps.stream_train import lr_find_sample
+
+    source = ChunkedNpy(npy, chunk_bytes=300 * N_FEATURES * 4)  # 300 rows a chunk
+    cfg = RunConfig().replace(batch_size=2)
+    rows = lr_find_sample(source, cfg)
+    assert len(rows) == 192  # 100 steps of 2 rows, in 16 runs of 12 rows
+    ids = rows[:, 0].astype(int)
+    assert ids.min() == 0 and ids.max() == N_ROWS - 1 and len(set(ids)) == len(ids)
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE_CHUNK_BYTES", "3000")
+    run = tmp_path / "auto"
+    train_run(RunConfig().replace(data=str(npy), lr="auto", hidden=(8,), latent_dim=2, epochs=1,
+                                  threads=1, progress=False), run)
+    saved = json.loads((run / "config.json").read_text())["config"]
+    lr = saved["optim"]["lr"]
+    assert saved["train"]["lr_auto"] is True and 1e-6 < lr < 1 and lr != 2e-3

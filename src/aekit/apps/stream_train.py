@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from aekit import __version__
@@ -46,6 +47,17 @@ def split_tail(source: ChunkedNpy, fraction: float) -> tuple[ChunkedNpy, int]:
     return train, train.n_samples
 
 
+def lr_find_sample(source: ChunkedNpy, cfg: RunConfig, pieces: int = 16) -> np.ndarray:
+    """Rows for the learning-rate range test: as many as its 100 steps draw (at most a chunk),
+    read as ``pieces`` runs of rows spread evenly over the file (a file sorted by class still
+    gives every class)."""
+    want = min(source.n_samples, 100 * cfg.train.batch_size, source.chunk_rows)
+    pieces = max(1, min(pieces, want))
+    per = want // pieces
+    starts = np.linspace(0, source.n_samples - per, pieces).astype(int)
+    return np.concatenate([source.read_rows(int(a), int(a) + per) for a in starts])
+
+
 def _output_activation(cfg: RunConfig, scaling: str) -> str:
     in_unit_range = scaling in ("unit", "minmax")
     if cfg.model.loss == "bce" and not in_unit_range:
@@ -65,10 +77,9 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
 
     Raises:
         DataError: unreadable file or non-finite values (checked in a streaming pass first).
-        ConfigError: an option streaming does not support (--lr-auto, --tensorboard, --report).
+        ConfigError: an option streaming does not support (--tensorboard, --report).
     """
-    unsupported = {"lr_auto": cfg.train.lr_auto,
-                   "tensorboard": cfg.train.tensorboard, "report": cfg.train.report}
+    unsupported = {"tensorboard": cfg.train.tensorboard, "report": cfg.train.report}
     used = sorted(k for k, v in unsupported.items() if v not in (None, False))
     if used:
         raise ConfigError(f"{cfg.data.data} is trained out of core (in chunks), which does not "
@@ -92,6 +103,11 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     torch.manual_seed(cfg.train.seed)
     ae.device = resolve_device(cfg.train.device)
     ae.model = ae._build(source.n_features)
+    if cfg.train.lr_auto:  # the range test on a sample of rows from the whole file
+        from aekit.apps.lr_find import auto_lr
+
+        sample = torch.from_numpy(ae.scaler.transform(lr_find_sample(train_src, cfg)))
+        cfg = ae.config = auto_lr(ae.model, cfg, sample.to(ae.device))
     x_val = None
     if val_start < source.n_samples:
         x_val = torch.from_numpy(ae.scaler.transform(
