@@ -108,13 +108,19 @@ def test_aekit_train_streams_repeatably_and_resumes(npy: Path, tmp_path: Path,
     assert all(np.array_equal(weights[0][k], resumed[k]) for k in resumed)
 
 
-def test_unsupported_options_are_refused(npy: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streamed_run_writes_a_report_and_tensorboard_from_a_sample(
+        npy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
-    cfg = RunConfig().replace(data=str(npy), report=True, progress=False)
-    with pytest.raises(ConfigError, match="does not support report yet"):
-        train_run(cfg, tmp_path / "x")
-    assert not (tmp_path / "x").exists()
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE_CHUNK_BYTES", "3000")
+    run = tmp_path / "run"
+    cfg = RunConfig().replace(data=str(npy), hidden=(8,), latent_dim=2, epochs=2, threads=1,
+                              progress=False, report=True, tensorboard=str(tmp_path / "tb"))
+    train_run(cfg, run)
+    page = (run / "report.html").read_text()
+    # the code map is drawn from 16 runs of 62 rows spread over the file, not from the file
+    assert "Map of the codes (992 training samples" in page
+    assert "could not be loaded" not in page
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
 def _low_rank(n: int, seed: int) -> np.ndarray:
@@ -159,12 +165,9 @@ def test_streamed_test_set_with_other_features_is_refused_before_training(
 
 def test_streamed_lr_auto_tests_rows_from_the_whole_file(npy: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from aekit.apps.stream_train import lr_find_sample
-
     source = ChunkedNpy(npy, chunk_bytes=300 * N_FEATURES * 4)  # 300 rows a chunk
-    cfg = RunConfig().replace(batch_size=2)
-    rows = lr_find_sample(source, cfg)
-    assert len(rows) == 192  # 100 steps of 2 rows, in 16 runs of 12 rows
+    rows = source.spread_rows(200)
+    assert len(rows) == 192  # 16 runs of 12 rows
     ids = rows[:, 0].astype(int)
     assert ids.min() == 0 and ids.max() == N_ROWS - 1 and len(set(ids)) == len(ids)
     monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from aekit import __version__
@@ -23,7 +22,7 @@ from aekit.api import Autoencoder
 from aekit.baselines.pca import fit_pca_streamed, pca_errors
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
-from aekit.data.out_of_core import CHUNK_BYTES, STREAM_ENV, ChunkedNpy, StreamedTrainingData
+from aekit.data.out_of_core import CHUNK_BYTES, ChunkedNpy, StreamedTrainingData
 from aekit.errors import ConfigError
 from aekit.serialization import write_json
 from aekit.training import distributed
@@ -47,17 +46,6 @@ def split_tail(source: ChunkedNpy, fraction: float) -> tuple[ChunkedNpy, int]:
     return train, train.n_samples
 
 
-def lr_find_sample(source: ChunkedNpy, cfg: RunConfig, pieces: int = 16) -> np.ndarray:
-    """Rows for the learning-rate range test: as many as its 100 steps draw (at most a chunk),
-    read as ``pieces`` runs of rows spread evenly over the file (a file sorted by class still
-    gives every class)."""
-    want = min(source.n_samples, 100 * cfg.train.batch_size, source.chunk_rows)
-    pieces = max(1, min(pieces, want))
-    per = want // pieces
-    starts = np.linspace(0, source.n_samples - per, pieces).astype(int)
-    return np.concatenate([source.read_rows(int(a), int(a) + per) for a in starts])
-
-
 def _output_activation(cfg: RunConfig, scaling: str) -> str:
     in_unit_range = scaling in ("unit", "minmax")
     if cfg.model.loss == "bce" and not in_unit_range:
@@ -77,15 +65,7 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
 
     Raises:
         DataError: unreadable file or non-finite values (checked in a streaming pass first).
-        ConfigError: an option streaming does not support (--tensorboard, --report).
     """
-    unsupported = {"tensorboard": cfg.train.tensorboard, "report": cfg.train.report}
-    used = sorted(k for k, v in unsupported.items() if v not in (None, False))
-    if used:
-        raise ConfigError(f"{cfg.data.data} is trained out of core (in chunks), which does not "
-                          f"support {', '.join(used)} yet. Received: "
-                          + ", ".join(f"{k}={unsupported[k]!r}" for k in used)
-                          + f"; set {STREAM_ENV}=0 to load the file in memory instead")
     out_dir = Path(out_dir)
     source = ChunkedNpy(cfg.data.data, int(os.environ.get(CHUNK_ENV, CHUNK_BYTES)))
     source.check_finite()
@@ -103,10 +83,11 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     torch.manual_seed(cfg.train.seed)
     ae.device = resolve_device(cfg.train.device)
     ae.model = ae._build(source.n_features)
-    if cfg.train.lr_auto:  # the range test on a sample of rows from the whole file
+    if cfg.train.lr_auto:  # the range test on as many rows as it draws, from all over
         from aekit.apps.lr_find import auto_lr
 
-        sample = torch.from_numpy(ae.scaler.transform(lr_find_sample(train_src, cfg)))
+        rows = train_src.spread_rows(min(100 * cfg.train.batch_size, train_src.chunk_rows))
+        sample = torch.from_numpy(ae.scaler.transform(rows))
         cfg = ae.config = auto_lr(ae.model, cfg, sample.to(ae.device))
     x_val = None
     if val_start < source.n_samples:
@@ -121,6 +102,12 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     else:
         hooks = [distributed.follower_checkpointer(cfg, out_dir), *hooks]
     hooks += default_callbacks(cfg.train, x_val, hooks)
+    if cfg.train.tensorboard and main:  # --tensorboard DIR: the probe is the validation rows
+        from aekit.training.tensorboard import TensorBoardWriter
+
+        probe = x_val if x_val is not None else torch.from_numpy(
+            ae.scaler.transform(train_src.spread_rows(64))).to(ae.device)
+        hooks.append(TensorBoardWriter(cfg.train.tensorboard, probe, ae.sample_shape))
     if cfg.train.progress:
         hooks.append(ProgressBar())
     ae.trainer = Trainer(ae.model, cfg, hooks)
@@ -134,6 +121,10 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     if test is not None:
         summary.update(_test_and_pca(ae, train_src, test))
     write_json(out_dir / "summary.json", summary)
+    if cfg.train.report:  # --report: pictures from a sample of the file, not all of it
+        from aekit.report import write_report
+
+        write_report(out_dir)
     return summary
 
 
