@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 from aekit.config import RunConfig
 from aekit.data.out_of_core import ChunkedNpy, StreamedTrainingData, should_stream
 from aekit.data.scaling import Scaler
-from aekit.errors import ConfigError, DataError
+from aekit.errors import DataError
 from aekit.runner import train_run
 
 N_ROWS, N_FEATURES = 1000, 6

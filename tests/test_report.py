@@ -13,7 +13,8 @@ import pytest
 
 from aekit.cli import main
 from aekit.errors import FormatError
-from aekit.report import build_report, diag_series, pca_2d
+from aekit.report import build_report, diag_series
+from aekit.report_plots import pca_2d
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
                                         else None)

@@ -63,7 +63,7 @@ class Resumable:
             ConfigError: the checkpoint was written under another configuration or data.
             FormatError: its tensors or positions do not fit this run.
         """
-        meta, tensors = state.meta, state.tensors
+        meta = state.meta
         check_config_matches(state, self.config.to_dict())
         check_data_matches(state, self.data_fingerprint)
         if (meta.get("epochs"), meta.get("steps_per_epoch")) != (self.epochs,

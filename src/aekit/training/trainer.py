@@ -275,7 +275,6 @@ class Trainer(Resumable):
     def _run_epoch(self, epoch: int, x_train: torch.Tensor, x_val: torch.Tensor | None,
                    batch_size: int, n_train: int) -> None:
         """One epoch (or the rest of one, after a resume), then its logs and checkpoint."""
-        train = self.config.train
         self.epoch = epoch
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
