@@ -194,8 +194,6 @@ def huge_header_length() -> bytes:
 
 def huge_model_config(work: Path) -> Path:
     """A model folder whose config.json declares a 10**8-wide hidden layer (40+ GB)."""
-    import aekit
-
     ae, _ = _tiny_autoencoder()
     folder = work / "huge-model"
     ae.save(folder)

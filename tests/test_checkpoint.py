@@ -17,7 +17,6 @@ import torch
 from aekit.config import RunConfig
 from aekit.errors import FormatError
 from aekit.models import build_model
-from aekit.runner import train_run
 from aekit.training.checkpoint import (TrainingState, list_checkpoints, load_checkpoint,
                                        load_latest, save_checkpoint)
 from aekit.training.trainer import Trainer
