@@ -243,32 +243,28 @@ def section_findings(summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _report_data(cfg: Any, run_dir: Path) -> tuple[Any, Any]:
+def _report_data(cfg: Any, summary: dict[str, Any]) -> tuple[Any, Any]:
     """The run's training data and test data (or None) for the pictures. A run trained out of
     core gets a sample of its file (rows spread over it), never the whole file in memory."""
     from aekit.data import load
     from aekit.data.out_of_core import ChunkedNpy, should_stream
     from aekit.runner import load_run_data
 
-    try:
-        streamed = bool(read_json(run_dir / "summary.json", "run summary").get("out_of_core"))
-    except FormatError:
-        streamed = False
-    if not (streamed or should_stream(cfg.data.data)):
+    if not (summary.get("out_of_core") or should_stream(cfg.data.data)):
         train, test, _ = load_run_data(cfg)
         return train, test
     train = ChunkedNpy(cfg.data.data).sample(MAX_CODE_POINTS)
     return train, (load(cfg.data.test) if cfg.data.test is not None else None)
 
 
-def section_model_views(run_dir: Path) -> str:
+def section_model_views(run_dir: Path, summary: dict[str, Any]) -> str:
     """Reconstructions (images) and the code map, from the saved model and its data."""
     out = ["<h2>Reconstructions and codes</h2>"]
     try:
         import aekit
 
         ae = aekit.load(run_dir)
-        train, test = _report_data(ae.config, run_dir)
+        train, test = _report_data(ae.config, summary)
     except (AekitError, OSError) as exc:
         return out[0] + _note(f"The model or its data could not be loaded ({exc}).")
     data = test if test is not None else train
@@ -322,7 +318,7 @@ def build_report(run_dir: str | Path) -> str:
         f"<h1>aekit run: {_esc(run_dir.resolve().name)}</h1>",
         section_headline(summary), section_training(records, summary),
         section_diagnostics(records), section_findings(summary),
-        section_model_views(run_dir), section_config(run_dir),
+        section_model_views(run_dir, summary), section_config(run_dir),
     ])
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>aekit report: {_esc(run_dir.name)}</title><style>{_CSS}</style>"

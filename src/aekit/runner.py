@@ -22,7 +22,7 @@ from aekit.serialization import write_json
 from aekit.training.callbacks import Callback, MetricsWriter
 from aekit.training import distributed
 from aekit.training.checkpoint import prepare_checkpoints
-from aekit.training.findings import findings_of
+from aekit.training.findings import finding_headline, findings_of
 
 
 def load_run_data(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
@@ -84,14 +84,17 @@ def summarize(ae: Autoencoder, train: Dataset, test: Dataset | None, test_source
     if val_mask.any():
         summary["val_mse"] = ae.score(train.x[val_mask])["mse"]
     if test is not None:
-        model_err = ae.score(test.x)
-        pca_err = pca_errors(pca, ae.scaler.transform(test.x))
-        summary.update({
-            "test_mse": model_err["mse"], "test_sse_per_sample": model_err["sse_per_sample"],
-            "pca_test_mse": pca_err["mse"], "pca_test_sse_per_sample": pca_err["sse_per_sample"],
-            "ratio_to_pca": model_err["mse"] / max(pca_err["mse"], 1e-30),
-        })
+        summary.update(errors_on_test_set(ae, pca, test))
     return summary
+
+
+def errors_on_test_set(ae: Autoencoder, pca: Any, test: Dataset) -> dict[str, float]:
+    """The model's and PCA's errors on the test set (in the scaled space) and their ratio."""
+    model_err = ae.score(test.x)
+    pca_err = pca_errors(pca, ae.scaler.transform(test.x))
+    return {"test_mse": model_err["mse"], "test_sse_per_sample": model_err["sse_per_sample"],
+            "pca_test_mse": pca_err["mse"], "pca_test_sse_per_sample": pca_err["sse_per_sample"],
+            "ratio_to_pca": model_err["mse"] / max(pca_err["mse"], 1e-30)}
 
 
 def train_run(cfg: RunConfig, out_dir: str | Path,
@@ -170,6 +173,6 @@ def doctor_lines(findings: list[dict[str, Any]] | None, out_dir: str | Path,
         return []
     if not findings:
         return ["doctor: no problem found"]
-    lines = [f"doctor: [{f['severity'].upper()}] {f['message']}" for f in findings[:most]]
+    lines = [f"doctor: {finding_headline(f)}" for f in findings[:most]]
     more = f"{len(findings) - most} more, " if len(findings) > most else ""
     return lines + [f"  ({more}evidence and advice: aekit diagnose {out_dir})"]

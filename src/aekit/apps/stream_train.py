@@ -19,11 +19,12 @@ import torch
 
 from aekit import __version__
 from aekit.api import Autoencoder
-from aekit.baselines.pca import fit_pca_streamed, pca_errors
+from aekit.baselines.pca import fit_pca_streamed
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
 from aekit.data.out_of_core import CHUNK_BYTES, ChunkedNpy, StreamedTrainingData
 from aekit.errors import ConfigError
+from aekit.runner import errors_on_test_set
 from aekit.serialization import write_json
 from aekit.training import distributed
 from aekit.training.callbacks import Callback, MetricsWriter, ProgressBar
@@ -154,10 +155,6 @@ def _test_and_pca(ae: Autoencoder, train_src: ChunkedNpy, test: Dataset) -> dict
     """The test error next to PCA's at the same size (incremental, over the training rows)."""
     pca = fit_pca_streamed((ae.scaler.transform(rows) for _, rows in train_src.blocks()),
                            ae.config.model.latent_dim, train_src.n_samples, train_src.n_features)
-    model_err = ae.score(test.x)
-    pca_err = pca_errors(pca, ae.scaler.transform(test.x))
     return {"test": ae.config.data.test, "n_test": test.n_samples,
             "pca_components": int(pca.n_components_), "pca": "incremental",
-            "test_mse": model_err["mse"], "test_sse_per_sample": model_err["sse_per_sample"],
-            "pca_test_mse": pca_err["mse"], "pca_test_sse_per_sample": pca_err["sse_per_sample"],
-            "ratio_to_pca": model_err["mse"] / max(pca_err["mse"], 1e-30)}
+            **errors_on_test_set(ae, pca, test)}

@@ -27,11 +27,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from aekit.api import Autoencoder, split_indices
+from aekit.api import Autoencoder, choose_scaler
 from aekit.baselines.pca import fit_pca, pca_errors
-from aekit.data import check_n_features, load
-from aekit.data.scaling import Scaler
+from aekit.config import RunConfig
 from aekit.errors import ConfigError
+from aekit.runner import load_run_data
 from aekit.serialization import atomic_write_bytes
 from aekit.training.callbacks import Callback
 from aekit.training.findings import find_all, layer_gradients, records_of, split_records
@@ -134,25 +134,22 @@ def study_data(data: str, test: str | None, n_train: int | None,
                seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Scaled training and test arrays (float32) and a description of the test set.
 
-    The scaling is aekit's "auto" (pixels to [0, 1], tabular standardized), fitted on the
+    The data are loaded and split as ``aekit train`` does (without a test set, 10% held back)
+    and scaled as it does ("auto": pixels to [0, 1], tabular standardized), fitted on the
     training samples; ``n_train`` keeps a random subset of them (the same for every strategy).
     """
-    train = load(data)
-    if test is not None:
-        test_ds = load(test)
-        check_n_features(test_ds, train.n_features, test)
-        keep, test_x, source = np.arange(train.n_samples), test_ds.x, test
-    else:
-        keep, held = split_indices(train.n_samples, 0.1, seed + 1)
-        test_x, source = train.x[held], f"10% of {data} held back"
+    if n_train is not None and n_train < 1:
+        raise ConfigError(f"`n_train` must be at least 1. Received: n_train={n_train}")
+    train, test_ds, source = load_run_data(
+        RunConfig().replace(data=data, test=test, test_split=0.1, seed=seed))
+    if test_ds is None:
+        raise ConfigError(f"{data} has too few samples ({train.n_samples}) to hold back a test "
+                          "set; give one with --test (test= in Python)")
+    keep = np.arange(train.n_samples)
     if n_train is not None:
-        if n_train < 1:
-            raise ConfigError(f"`n_train` must be at least 1. Received: n_train={n_train}")
         keep = np.sort(np.random.default_rng(seed).permutation(keep)[:n_train])
-    scaler = Scaler.for_dataset(train).fit(train.x[keep])
-    x_train = scaler.transform(train.x[keep]).astype(np.float32, copy=False)
-    x_test = scaler.transform(test_x).astype(np.float32, copy=False)
-    return np.ascontiguousarray(x_train), np.ascontiguousarray(x_test), source
+    scaler = choose_scaler(train, "auto").fit(train.x[keep])
+    return scaler.transform_rows(train.x, keep), scaler.transform(test_ds.x), source
 
 
 def study(data: str = "fashion-mnist", test: str | None = "fashion-mnist:test", *,

@@ -329,11 +329,17 @@ def find_all(records: Iterable[dict[str, Any]]) -> list[Finding]:
     return sorted(found, key=lambda f: (SEVERITY_RANK[f.severity], f.step or 0))
 
 
+def finding_headline(finding: Finding | dict[str, Any]) -> str:
+    """``[SEVERITY] message``: one line that says what was found."""
+    f = finding.to_dict() if isinstance(finding, Finding) else finding
+    return f"[{f['severity'].upper()}] {f['message']}"
+
+
 def format_finding(finding: Finding | dict[str, Any]) -> str:
     """Three lines: severity and message, the evidence step, and the advice."""
     f = finding.to_dict() if isinstance(finding, Finding) else finding
     where = f" (step {f['step']})" if f.get("step") is not None else ""
-    return f"[{f['severity'].upper()}] {f['message']}{where}\n  advice: {f['advice']}"
+    return f"{finding_headline(f)}{where}\n  advice: {f['advice']}"
 
 
 def records_of(trainer: Any) -> list[dict[str, Any]]:
