@@ -40,6 +40,7 @@ MEDIAN_WINDOW = 5
 SKIP_START = 5
 STOP_FACTOR = 4.0
 MIN_DROP = 0.01
+NUM_STEPS = 100  # steps of the range test, one learning rate each
 
 
 @dataclass
@@ -96,7 +97,8 @@ def suggest(lrs: list[float], losses: list[float]) -> tuple[float, float, list[f
 
 
 def lr_find(model: torch.nn.Module, cfg: RunConfig, x_train: torch.Tensor,
-            start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100) -> LRFindResult:
+            start_lr: float = 1e-6, end_lr: float = 1.0,
+            num_steps: int = NUM_STEPS) -> LRFindResult:
     """Run the range test on a copy of ``model`` (``model`` itself is not changed).
 
     Args:
@@ -182,7 +184,7 @@ def save_curve(result: LRFindResult, out_dir: str | Path) -> tuple[Path, Path]:
 
 
 def lr_find_on_data(cfg: RunConfig, start_lr: float = 1e-6, end_lr: float = 1.0,
-                    num_steps: int = 100) -> LRFindResult:
+                    num_steps: int = NUM_STEPS) -> LRFindResult:
     """Load ``cfg``'s training data, scale it and build the model as ``aekit train`` would,
     then run :func:`lr_find` on it.
 

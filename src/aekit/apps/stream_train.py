@@ -85,9 +85,10 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     ae.device = resolve_device(cfg.train.device)
     ae.model = ae._build(source.n_features)
     if cfg.train.lr_auto:  # the range test on as many rows as it draws, from all over
-        from aekit.apps.lr_find import auto_lr
+        from aekit.apps.lr_find import NUM_STEPS, auto_lr
 
-        rows = train_src.spread_rows(min(100 * cfg.train.batch_size, train_src.chunk_rows))
+        rows = train_src.spread_rows(min(NUM_STEPS * cfg.train.batch_size,
+                                         train_src.chunk_rows))
         sample = torch.from_numpy(ae.scaler.transform(rows))
         cfg = ae.config = auto_lr(ae.model, cfg, sample.to(ae.device))
     x_val = None
