@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from aekit.apps.study import STRATEGIES, study
+from aekit.apps.study import STRATEGIES, budget, study
 from aekit.errors import ConfigError
 
 
@@ -33,13 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/strategies")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    epochs, n_train = budget(args.quick, args.epochs, args.n_train)
     try:
         result = study("fashion-mnist", "fashion-mnist:test",
-                       strategies=args.only.split(",") if args.only else None,
-                       epochs=args.epochs or (4 if args.quick else 20),
-                       n_train=args.n_train or (10_000 if args.quick else None),
-                       seed=args.seed, threads=args.threads, out_dir=args.out,
-                       log=lambda line: print(line, flush=True))
+                       strategies=args.only.split(",") if args.only is not None else None,
+                       epochs=epochs, n_train=n_train, seed=args.seed, threads=args.threads,
+                       out_dir=args.out, log=lambda line: print(line, flush=True))
     except ConfigError as exc:
         parser.error(str(exc))
     print(result["table"])

@@ -44,7 +44,7 @@ def test_study_subsets_the_training_samples_the_same_way_every_time():
 
 @pytest.mark.parametrize("options, match", [
     (dict(strategies=["sgd", "dropout"]), r"unknown strategies \['dropout'\]; allowed: sgd"),
-    (dict(strategies=[]), "unknown strategies"),
+    (dict(strategies=[]), "no strategy given; allowed: sgd"),
     (dict(epochs=0), "epochs"),
     (dict(n_train=0), "n_train"),
 ])
@@ -67,6 +67,9 @@ def test_study_command(tmp_path, capsys):
 @pytest.mark.parametrize("args, match", [
     (["--only", "sgd,fast"], "unknown strategies ['fast']"),
     (["--hidden", "10,x"], "--hidden takes comma-separated layer sizes"),
+    (["--epochs", "0"], "`epochs` must be at least 1"),  # 0 is not "the default"
+    (["--n-train", "0"], "`n_train` must be at least 1"),
+    (["--only", ""], "no strategy given"),
 ])
 def test_study_command_bad_input_exits_2(args, match, tmp_path, capsys):
     assert main(["study", "--data", "digits", "--out", str(tmp_path / "s"), *args]) == 2

@@ -81,13 +81,25 @@ class TestErrorPerEpoch(Callback):
         self.sse.append(total / self.x_test.shape[0])
 
 
+def budget(quick: bool, epochs: int | None = None,
+           n_train: int | None = None) -> tuple[int, int | None]:
+    """Epochs and training subset: the values given, else the quick study's (4 epochs, 10,000
+    samples) or the full one's (20 epochs, all samples)."""
+    if epochs is None:
+        epochs = 4 if quick else 20
+    if n_train is None and quick:
+        n_train = 10_000
+    return epochs, n_train
+
+
 def check_strategies(names: Sequence[str]) -> list[str]:
     """The names, validated against :data:`STRATEGIES` (ConfigError naming the allowed ones)."""
     names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise ConfigError(f"no strategy given; allowed: {', '.join(STRATEGIES)}")
     unknown = [n for n in names if n not in STRATEGIES]
-    if unknown or not names:
-        raise ConfigError(f"unknown strategies {unknown or names}; allowed: "
-                          f"{', '.join(STRATEGIES)}")
+    if unknown:
+        raise ConfigError(f"unknown strategies {unknown}; allowed: {', '.join(STRATEGIES)}")
     return names
 
 

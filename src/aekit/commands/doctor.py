@@ -141,7 +141,7 @@ def study_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_study(args: argparse.Namespace) -> int:
-    from aekit.apps.study import study
+    from aekit.apps.study import budget, study
     from aekit.errors import ConfigError
 
     try:
@@ -150,11 +150,12 @@ def run_study(args: argparse.Namespace) -> int:
         raise ConfigError(f"--hidden takes comma-separated layer sizes such as 1000,500,250. "
                           f"Received: {args.hidden!r}") from None
     test = args.test or ("fashion-mnist:test" if args.data == "fashion-mnist" else None)
-    result = study(args.data, test, strategies=args.only.split(",") if args.only else None,
-                   epochs=args.epochs or (4 if args.quick else 20),
-                   n_train=args.n_train or (10_000 if args.quick else None), seed=args.seed,
-                   threads=args.threads, hidden=hidden, latent_dim=args.latent_dim,
-                   out_dir=args.out, log=lambda line: print(line, flush=True))
+    epochs, n_train = budget(args.quick, args.epochs, args.n_train)
+    result = study(args.data, test,
+                   strategies=args.only.split(",") if args.only is not None else None,
+                   epochs=epochs, n_train=n_train, seed=args.seed, threads=args.threads,
+                   hidden=hidden, latent_dim=args.latent_dim, out_dir=args.out,
+                   log=lambda line: print(line, flush=True))
     print(result["table"])
     print(f"written: {args.out}/study.md, {args.out}/study.json")
     return 0
