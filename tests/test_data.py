@@ -473,24 +473,6 @@ def test_scaler_matches_naive_reference():
     np.testing.assert_allclose(y, (x - mean) / std, atol=1e-5)
 
 
-def test_scaler_for_dataset_modes():
-    digits = load("digits")
-    unit = Scaler.for_dataset(digits)
-    assert unit.mode == "unit" and unit.output_range == (0.0, 1.0)
-    y = unit.fit(digits.x).transform(digits.x)
-    assert y.min() == 0 and y.max() == 1
-    np.testing.assert_allclose(unit.inverse_transform(y), digits.x, atol=1e-5)
-    tabular = Dataset(_table(), (4,), "tabular", "t.csv")
-    assert Scaler.for_dataset(tabular).mode == "standard"
-    assert Scaler.for_dataset(tabular).output_range is None
-    floats = Dataset(np.zeros((2, 4), np.float32), (2, 2), "image", "f.npy")
-    assert Scaler.for_dataset(floats).mode == "minmax"
-    with pytest.raises(ConfigError, match=r"'unit' needs the data's pixel_max, and t.csv"):
-        Scaler.for_dataset(tabular, "unit")
-    with pytest.raises(ConfigError, match=r"one of \('auto', 'unit', 'standard', 'minmax', 'none'\). Received: mode='zscore'"):
-        Scaler.for_dataset(tabular, "zscore")
-
-
 def test_scaler_errors():
     with pytest.raises(ConfigError, match="not fitted"):
         Scaler("standard").transform(_table())

@@ -180,8 +180,14 @@ def test_cycle_of_other_schedules_is_the_whole_run():
     cfg = ScheduleConfig(schedule="cosine", warmup_steps=10)
     assert cycle_of(4, cfg, TOTAL, PER_EPOCH) == (0, 0, 90)
     assert cycle_of(55, cfg, TOTAL, PER_EPOCH) == (0, 45, 90)
-    assert cycle_of(30, ScheduleConfig(schedule="one_cycle", warmup_steps=10), TOTAL,
+    assert cycle_of(30, ScheduleConfig(schedule="one_cycle"), TOTAL,
                     PER_EPOCH) == (0, 30, TOTAL)
+
+
+def test_warmup_steps_with_one_cycle_is_refused():
+    with pytest.raises(ConfigError, match=r"`warmup_steps` does not apply to the one_cycle "
+                       r"schedule.*--pct-start.*Received: warmup_steps=10"):
+        ScheduleConfig(schedule="one_cycle", warmup_steps=10)
 
 
 @pytest.mark.parametrize("total,pct_start,div,final_div", [
@@ -189,9 +195,8 @@ def test_cycle_of_other_schedules_is_the_whole_run():
     (10, 0.15, 25.0, 1e3), (50, 0.01, 25.0, 1e3), (20, 1.0, 25.0, 1e3), (1, 0.3, 25.0, 1e3),
 ])
 def test_one_cycle_matches_torch(total, pct_start, div, final_div):
-    # warmup_steps is ignored (and allowed to exceed the run): one_cycle has its own warm-up.
     cfg = ScheduleConfig(schedule="one_cycle", pct_start=pct_start, div_factor=div,
-                         final_div_factor=final_div, warmup_steps=total + 5)
+                         final_div_factor=final_div)
     expected = torch_lrs(lambda opt: torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=BASE_LR, total_steps=total, pct_start=pct_start, div_factor=div,
         final_div_factor=final_div, anneal_strategy="cos", cycle_momentum=False), total)

@@ -21,44 +21,26 @@ import torch
 from aekit import __version__
 from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features
-from aekit.data.dataset import dataset_from_array
 from aekit.errors import ConfigError, FormatError, TrainingError
 from aekit.models import build_model
+from aekit.pipeline import (PCABaseline, PreparedRun, as_dataset, comparable_with_pca, prepare,
+                            pca_validation_mse, reconstruction_errors, starts_from_pca)
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
                                  write_json)
 from aekit.training.callbacks import Callback, ProgressBar
 from aekit.training.doctor import default_callbacks
 from aekit.training.findings import findings_of
+from aekit.training.lr_range import auto_lr
 from aekit.training.trainer import EVAL_BATCH, History, Trainer, resolve_device
 
 MODEL_FORMAT = "aekit-model"
 MODEL_FORMAT_VERSION = 1
 
 
-def as_dataset(x: Any, source: str = "array") -> Dataset:
-    """Wrap a numpy array, torch tensor or :class:`Dataset` as a validated :class:`Dataset`."""
-    if isinstance(x, Dataset):
-        return x
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    return dataset_from_array(np.asarray(x), source)
-
-
-def choose_scaler(ds: Dataset, mode: str) -> Scaler:
-    """The scaler for ``mode``; ``auto`` leaves tabular data already within [0, 1] unscaled."""
-    if mode == "auto" and ds.kind == "tabular" and ds.x.size and \
-            float(ds.x.min()) >= 0.0 and float(ds.x.max()) <= 1.0:
-        return Scaler("none")
-    return Scaler.for_dataset(ds, mode)
-
-
-def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle ``range(n)`` with ``seed`` and hold back ``fraction`` of it: (kept, held)."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_held = int(round(n * fraction))
-    if fraction > 0 and n_held == 0 and n > 1:
-        n_held = 1
-    return np.sort(order[n_held:]), np.sort(order[:n_held])
+# Options of ``aekit train`` that only the command's run folder uses: Autoencoder(...) refuses
+# them rather than ignore them.
+COMMAND_ONLY = ("data", "test", "test_split", "nproc", "resume", "report",
+                "checkpoint_every_steps")
 
 
 class Autoencoder:
@@ -77,6 +59,12 @@ class Autoencoder:
 
     def __init__(self, latent_dim: int | None = None, hidden: Sequence[int] | None = None, *,
                  config: RunConfig | None = None, **options: Any) -> None:
+        ignored = sorted(set(options) & set(COMMAND_ONLY))
+        if ignored:
+            raise ConfigError(f"Autoencoder does not use {', '.join(ignored)}: "
+                              f"{', '.join(COMMAND_ONLY)} are options of the `aekit train` "
+                              "command (its run folder, test set and processes). In Python, "
+                              "score a test set with ae.score(x_test) and save with ae.save(dir)")
         if latent_dim is not None:
             options["latent_dim"] = latent_dim
         if hidden is not None:
@@ -89,21 +77,28 @@ class Autoencoder:
         self.output_activation: str | None = None
         self.history: History | None = None
         self.train_index: np.ndarray | None = None
+        self.pca_: Any = None  # PCA at the latent size on the training split (after fit)
         self.device = torch.device("cpu")
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, x: Any, epochs: int | None = None, batch_size: int | None = None,
-            shuffle: bool | None = None, validation_split: float | None = None,
-            validation_data: Any = None, callbacks: Sequence[Callback] = (),
-            verbose: bool | None = None) -> History:
+    def fit(self, x: Any, y: Any = None, batch_size: int | None = None,
+            epochs: int | None = None, verbose: bool | None = None,
+            callbacks: Sequence[Callback] = (), validation_split: float | None = None,
+            validation_data: Any = None, shuffle: bool | None = None) -> History:
         """Train on ``x`` (samples in rows; image stacks ``(n, h, w[, c])`` are accepted).
 
+        Keras's order and names: ``fit(x_train, x_train, epochs=100, batch_size=32,
+        shuffle=True, validation_split=0.1)`` works as written.
+
         Args:
-            x: training data: numpy array, torch tensor or :class:`aekit.data.Dataset`.
-            epochs, batch_size, shuffle, validation_split: override the configuration.
-            validation_data: a separate validation set; replaces ``validation_split``.
-            callbacks: extra hooks around each step and epoch.
+            x: training inputs: numpy array, torch tensor or :class:`aekit.data.Dataset`.
+            y: training targets; None or ``x`` itself: reconstruct ``x``. A different ``y``
+                (same shape) trains toward it: ``fit(noisy, clean)`` is a denoising autoencoder.
+            batch_size, epochs, shuffle, validation_split: override the configuration.
             verbose: progress bar / per-epoch lines (default: the ``progress`` option).
+            callbacks: extra hooks around each step and epoch.
+            validation_data: a separate validation set, ``x_val`` or ``(x_val, y_val)``;
+                replaces ``validation_split``.
 
         Returns:
             The :class:`History` of per-epoch logs (``history["val_loss"]``).
@@ -117,37 +112,26 @@ class Autoencoder:
                    if v is not None}
         if verbose is not None:
             changes["progress"] = bool(verbose)
-        cfg = self.config = self.config.replace(**changes)
-        ds = as_dataset(x)
-        train_idx, val_idx = split_indices(ds.n_samples, 0.0 if validation_data is not None
-                                           else cfg.train.validation_split, cfg.train.seed)
-        if len(train_idx) == 0:
-            raise ConfigError(f"`validation_split` leaves no training samples out of "
-                              f"{ds.n_samples}. Received: validation_split="
-                              f"{cfg.train.validation_split}")
-        self.train_index = train_idx
-        self.sample_shape, self.data_kind = ds.sample_shape, ds.kind
-        self.scaler = choose_scaler(ds, cfg.data.scaling).fit(ds.x[train_idx])
-        x_train = self.scaler.transform_rows(ds.x, train_idx)
-        if validation_data is not None:
-            val = as_dataset(validation_data, "validation_data")
-            check_n_features(val, ds.n_features, "validation_data")
-            x_val = self.scaler.transform(val.x)
-        else:
-            x_val = self.scaler.transform(ds.x[val_idx]) if len(val_idx) else None
-        self.output_activation = self._resolve_output(x_train)
-        self._apply_threads()
-        torch.manual_seed(cfg.train.seed)
-        self.device = resolve_device(cfg.train.device)
-        self.model = self._build(ds.n_features)
-        t_train = torch.from_numpy(x_train).to(self.device)
-        t_val = torch.from_numpy(x_val).to(self.device) if x_val is not None else None
+        self.config = self.config.replace(**changes)
+        return self.fit_prepared(prepare(self.config, x, y, validation_data), callbacks)
+
+    def fit_prepared(self, run: PreparedRun, callbacks: Sequence[Callback] = ()) -> History:
+        """Train on a run the pipeline prepared (:func:`aekit.pipeline.prepare`).
+
+        ``aekit train`` and the apps prepare their data once and call this; :meth:`fit` is
+        ``prepare`` then this.
+        """
+        self.build_prepared(run)
+        cfg = self.config
+        to_device = (lambda a: torch.from_numpy(a).to(self.device) if a is not None else None)
+        t_train, t_val = to_device(run.x_train), to_device(run.x_val)
         self._sanity_check(t_train)
         if cfg.train.lr_auto:  # the learning-rate range test picks --lr (aekit lr-find)
-            from aekit.apps.lr_find import auto_lr
-
             cfg = self.config = auto_lr(self.model, cfg, t_train)
         all_callbacks = list(callbacks)
+        pca_val = pca_validation_mse(run)
+        if pca_val is not None and comparable_with_pca(cfg):
+            all_callbacks.append(PCABaseline(pca_val, int(run.pca.n_components_)))
         all_callbacks += default_callbacks(cfg.train, t_train, all_callbacks)
         if cfg.train.tensorboard:  # --tensorboard DIR
             from aekit.training.tensorboard import TensorBoardWriter
@@ -158,8 +142,25 @@ class Autoencoder:
         if cfg.train.progress:
             all_callbacks.append(ProgressBar())
         self.trainer = Trainer(self.model, cfg, all_callbacks)
-        self.history = self.trainer.fit(t_train, t_val)
+        targets = {k: to_device(v) for k, v in (("y_train", run.y_train), ("y_val", run.y_val))
+                   if v is not None}
+        self.history = self.trainer.fit(t_train, t_val, **targets)
         return self.history
+
+    def build_prepared(self, run: PreparedRun) -> torch.nn.Module:
+        """Take the prepared run's decisions (options, scaler, output) and build the model,
+        its linear path set to PCA's solution when the model starts from PCA."""
+        cfg = self.config = run.config
+        self.train_index, self.pca_ = run.train_index, run.pca
+        self.sample_shape, self.data_kind = run.data.sample_shape, run.data.kind
+        self.scaler, self.output_activation = run.scaler, run.output_activation
+        self._apply_threads()
+        torch.manual_seed(cfg.train.seed)
+        self.device = resolve_device(cfg.train.device)
+        self.model = self._build(run.n_features)
+        if starts_from_pca(cfg):
+            self.model.init_from_pca(run.pca.components_, run.pca.mean_)
+        return self.model
 
     def findings(self) -> list[dict[str, Any]]:
         """What the training doctor found in the last :meth:`fit`, most important first.
@@ -179,18 +180,6 @@ class Autoencoder:
     def _apply_threads(self) -> None:
         if self.config.train.threads is not None:
             torch.set_num_threads(self.config.train.threads)
-
-    def _resolve_output(self, x_train: np.ndarray) -> str:
-        model_cfg = self.config.model
-        in_unit_range = bool(x_train.size) and float(x_train.min()) >= 0.0 and \
-            float(x_train.max()) <= 1.0
-        if model_cfg.loss == "bce" and not in_unit_range:
-            raise ConfigError("`loss` bce needs data scaled to [0, 1]; this data after scaling "
-                              f"{self.scaler.mode!r} spans [{x_train.min():.3g}, "
-                              f"{x_train.max():.3g}]. Use --loss mse or --scaling minmax")
-        if model_cfg.output_activation != "auto":
-            return model_cfg.output_activation
-        return "sigmoid" if in_unit_range else "identity"
 
     def _build(self, n_features: int) -> torch.nn.Module:
         model = build_model(self.config.model, n_features, self.output_activation,
@@ -262,8 +251,13 @@ class Autoencoder:
             sample's features, averaged over samples).
         """
         t = self._scaled(x, "input")
-        x_hat = torch.from_numpy(self._batched(lambda b: self.model(b).x_hat, t)).to(self.device)
-        return reconstruction_errors(t, x_hat)
+        return reconstruction_errors(t.cpu().numpy(), self._batched(lambda b: self.model(b).x_hat,
+                                                                    t))
+
+    def reconstruct_scaled(self, x_scaled: np.ndarray) -> np.ndarray:
+        """Reconstructions of rows already in the scaled space the model works in."""
+        t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
+        return self._batched(lambda b: self.model(b).x_hat, t)
 
     # -- files -------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
@@ -334,14 +328,6 @@ def _check_declared_size(ae: Autoencoder, n_features: int, weights: Path) -> Non
     if needed > size:
         raise FormatError(f"{weights.parent / 'config.json'} declares a model of {needed} bytes "
                           f"of weights but {weights} holds {size} bytes")
-
-
-def reconstruction_errors(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
-    """``mse`` over all values and ``sse_per_sample`` of a reconstruction."""
-    sq = (x_hat.double() - x.double()).pow(2)
-    n = max(1, x.shape[0])
-    sse = float(sq.sum())
-    return {"mse": sse / max(1, sq.numel()), "sse_per_sample": sse / n}
 
 
 def load(directory: str | Path) -> Autoencoder:

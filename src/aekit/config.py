@@ -44,6 +44,20 @@ def auto_epochs(steps_per_epoch: int) -> int:
     return max(AUTO_MIN_EPOCHS, min(AUTO_MAX_EPOCHS, wanted))
 
 
+def auto_batch_size(n_train: int) -> int:
+    """Samples per step for ``n_train`` training rows: the power of two nearest ``n_train / 32``
+    within [16, 256], so that a small table still gets about 32 steps per epoch and a large data
+    set PyTorch-sized batches."""
+    if n_train <= 0:
+        return 16
+    return int(min(256, max(16, 2 ** round(math.log2(max(1.0, n_train / 32))))))
+
+
+def auto_patience(epochs: int) -> int:
+    """Early-stopping patience ``auto``: a tenth of the run's epochs, at least 5."""
+    return max(5, epochs // 10)
+
+
 def _opt(help_text: str, default: Any, **meta: Any) -> Any:
     """A dataclass field with its help text (shown by ``aekit train --help``)."""
     return field(default=default, metadata={"help": help_text, **meta})
@@ -118,10 +132,13 @@ class ModelConfig:
     """The autoencoder's architecture and loss."""
 
     kind: str = _opt("model type", "mlp")
-    hidden: tuple[int, ...] = _opt("encoder hidden widths, e.g. 1000,500,250", (512, 256, 128))
+    hidden: tuple[int, ...] | None = _opt(
+        "encoder hidden widths, e.g. 1000,500,250; default: chosen from the data (see "
+        "aekit.pipeline.data_defaults)", None)
     decoder_hidden: tuple[int, ...] | None = _opt(
         "decoder hidden widths (from the code outwards); default: the encoder's mirrored", None)
-    latent_dim: int = _opt("size of the code (the bottleneck)", 16)
+    latent_dim: int | None = _opt("size of the code (the bottleneck); default: chosen from the "
+                                  "data, ceil(features / 4) and at most 32", None)
     activation: str = _opt("hidden activation", "relu")
     batch_norm: bool = _opt("batch normalization after each hidden linear layer", False)
     residual: bool = _opt("residual connection around each hidden block (a projection where "
@@ -135,27 +152,39 @@ class ModelConfig:
     beta: float = _opt("vae: weight of the KL term (beta-VAE)", 1.0)
     conv_channels: tuple[int, ...] = _opt("conv: channels of the stride-2 convolutions, input "
                                           "side first (the decoder mirrors them)", (32, 64))
+    pca_init: bool = _opt("mlp: a linear encoder and decoder beside the hidden layers, "
+                          "initialised from PCA of the training split, with the hidden path's "
+                          "last layers at zero: training starts from PCA's solution", True)
 
     def __post_init__(self) -> None:
         _check_choice("kind", self.kind, MODEL_KINDS)
-        object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
+        object.__setattr__(self, "hidden", _sizes("hidden", self.hidden, optional=True))
         object.__setattr__(self, "decoder_hidden",
                            _sizes("decoder_hidden", self.decoder_hidden, optional=True))
         object.__setattr__(self, "conv_channels", _sizes("conv_channels", self.conv_channels))
-        _check_number("latent_dim", self.latent_dim, low=1, integer=True)
+        _check_number("latent_dim", self.latent_dim, low=1, integer=True, optional=True)
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_number("dropout", self.dropout, low=0.0, high=0.95, optional=True)
         _check_choice("init", self.init, INITS)
         _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
         _check_choice("loss", self.loss, LOSSES)
         _check_number("beta", self.beta, low=0.0)
-        if not isinstance(self.batch_norm, bool) or not isinstance(self.residual, bool):
-            raise ConfigError("`batch_norm` and `residual` must be true or false. Received: "
-                              f"batch_norm={self.batch_norm!r}, residual={self.residual!r}")
+        for name in ("batch_norm", "residual", "pca_init"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"`{name}` must be true or false. Received: "
+                                  f"{name}={getattr(self, name)!r}")
+
+    @property
+    def resolved(self) -> bool:
+        """True once the data-dependent sizes (``hidden``, ``latent_dim``) are set."""
+        return self.hidden is not None and self.latent_dim is not None
 
     @property
     def decoder_widths(self) -> tuple[int, ...]:
         """Decoder hidden widths from the code outwards."""
+        if self.hidden is None:
+            raise ConfigError("`hidden` is not chosen yet: the run pipeline chooses it from the "
+                              "data (aekit.pipeline.data_defaults), or give hidden=...")
         return self.decoder_hidden if self.decoder_hidden is not None else self.hidden[::-1]
 
 
@@ -234,6 +263,11 @@ class ScheduleConfig:
         _check_number("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_open=True)
         _check_number("plateau_patience_epochs", self.plateau_patience_epochs, low=0, integer=True)
         _check_number("min_lr", self.min_lr, low=0.0)
+        if self.schedule == "one_cycle" and self.warmup_steps:
+            raise ConfigError("`warmup_steps` does not apply to the one_cycle schedule, which "
+                              "has its own warm-up (--pct-start: the share of the run spent "
+                              f"rising to --lr). Received: warmup_steps={self.warmup_steps}; "
+                              "use --pct-start, or another --schedule with --warmup-steps")
 
 
 @dataclass(frozen=True)
@@ -243,14 +277,17 @@ class TrainConfig:
     epochs: int | None = _opt("passes over the training split; None = auto: enough for about "
                               f"{AUTO_STEPS} steps, at least {AUTO_MIN_EPOCHS} and at most "
                               f"{AUTO_MAX_EPOCHS} epochs", None)
-    batch_size: int = _opt("samples per step (ignored by gd, which uses the whole split)", 256)
+    batch_size: int | None = _opt("samples per step (ignored by gd, which uses the whole "
+                                  "split); default: chosen from the data, 256 for 10,000 "
+                                  "rows or more, fewer for small tables", None)
     shuffle: bool = _opt("reshuffle the training split every epoch", True)
     validation_split: float = _opt("share of the training data held out for validation", 0.1)
     clip_norm: float | None = _opt("clip gradients to this global L2 norm", None)
     clip_value: float | None = _opt("clip each gradient element to [-v, v]", None)
-    early_stopping_patience: int | None = _opt(
+    early_stopping_patience: int | str | None = _opt(
         "stop after this many epochs without a better validation loss and restore the best "
-        "weights", None)
+        "weights; auto = chosen from the run's length (a tenth of its epochs, at least 5); "
+        "None = off", "auto")
     seed: int = _opt("random seed: same seed, same machine, same result bit for bit", 0)
     device: str = _opt("auto, cpu or cuda", "auto")
     threads: int | None = _opt("CPU threads for PyTorch; default: all cores", None)
@@ -286,12 +323,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_number("epochs", self.epochs, low=1, integer=True, optional=True)
         _check_number("nproc", self.nproc, low=1, integer=True)
-        _check_number("batch_size", self.batch_size, low=1, integer=True)
+        _check_number("batch_size", self.batch_size, low=1, integer=True, optional=True)
         _check_number("validation_split", self.validation_split, low=0.0, high=0.9)
         _check_number("clip_norm", self.clip_norm, low=0.0, low_open=True, optional=True)
         _check_number("clip_value", self.clip_value, low=0.0, low_open=True, optional=True)
-        _check_number("early_stopping_patience", self.early_stopping_patience, low=1,
-                      integer=True, optional=True)
+        if self.early_stopping_patience != "auto":
+            _check_number("early_stopping_patience", self.early_stopping_patience, low=1,
+                          integer=True, optional=True)
         _check_number("seed", self.seed, low=0, integer=True)
         _check_choice("device", self.device, DEVICES)
         _check_number("threads", self.threads, low=1, integer=True, optional=True)

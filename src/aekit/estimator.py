@@ -30,25 +30,29 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     Args:
         n_components: size of the code (the latent dimension).
-        hidden: encoder hidden widths; the decoder mirrors them.
+        hidden: encoder hidden widths; the decoder mirrors them. None: chosen from the data
+            as ``aekit train`` chooses them.
         activation: hidden activation (``relu``, ``tanh``, ``elu``...).
         epochs: passes over the data; None = aekit's automatic choice (about 4000 steps).
-        batch_size: samples per step.
+        batch_size: samples per step; None: chosen from the number of rows.
         lr: peak learning rate.
         optimizer: ``adam``, ``adamw``, ``sgd``...
         schedule: learning-rate schedule (``one_cycle``, ``cosine``, ``constant``...).
         weight_decay: decoupled weight decay; None = the optimizer's default.
         validation_split: share of the data held out to watch for overfitting (0: none).
+        pca_init: start from PCA's solution (a linear path initialised from PCA beside the
+            hidden layers), so training can only improve on it.
         random_state: seed of the initialisation and of the batch order.
         threads: CPU threads for PyTorch (None: all cores).
         verbose: show training progress.
     """
 
-    def __init__(self, n_components: int = 2, *, hidden: Sequence[int] = (128, 64),
-                 activation: str = "relu", epochs: int | None = None, batch_size: int = 256,
+    def __init__(self, n_components: int = 2, *, hidden: Sequence[int] | None = None,
+                 activation: str = "relu", epochs: int | None = None,
+                 batch_size: int | None = None,
                  lr: float = 2e-3, optimizer: str = "adam", schedule: str = "one_cycle",
                  weight_decay: float | None = None, validation_split: float = 0.0,
-                 random_state: int | None = None, threads: int | None = None,
+                 pca_init: bool = True, random_state: int | None = None, threads: int | None = None,
                  verbose: bool = False) -> None:
         self.n_components = n_components
         self.hidden = hidden
@@ -60,6 +64,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.schedule = schedule
         self.weight_decay = weight_decay
         self.validation_split = validation_split
+        self.pca_init = pca_init
         self.random_state = random_state
         self.threads = threads
         self.verbose = verbose
@@ -70,11 +75,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             # None or a RandomState: draw a seed so that fit stays a function of the data.
             seed = int(np.random.RandomState(seed).randint(0, 2**31 - 1))
-        return dict(latent_dim=self.n_components, hidden=tuple(self.hidden),
+        return dict(latent_dim=self.n_components,
+                    hidden=tuple(self.hidden) if self.hidden is not None else None,
                     activation=self.activation, epochs=self.epochs,
                     batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                     schedule=self.schedule, weight_decay=self.weight_decay,
-                    validation_split=self.validation_split, seed=int(seed),
+                    validation_split=self.validation_split, pca_init=self.pca_init,
+                    seed=int(seed),
                     threads=self.threads, progress=bool(self.verbose), scaling="none",
                     output_activation="identity", device="cpu")
 

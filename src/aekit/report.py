@@ -248,10 +248,10 @@ def _report_data(cfg: Any, summary: dict[str, Any]) -> tuple[Any, Any]:
     core gets a sample of its file (rows spread over it), never the whole file in memory."""
     from aekit.data import load
     from aekit.data.out_of_core import ChunkedNpy, should_stream
-    from aekit.runner import load_run_data
+    from aekit.pipeline import load_splits
 
     if not (summary.get("out_of_core") or should_stream(cfg.data.data)):
-        train, test, _ = load_run_data(cfg)
+        train, test, _ = load_splits(cfg)
         return train, test
     train = ChunkedNpy(cfg.data.data).sample(MAX_CODE_POINTS)
     return train, (load(cfg.data.test) if cfg.data.test is not None else None)

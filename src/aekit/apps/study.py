@@ -27,18 +27,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from aekit.api import Autoencoder, choose_scaler
+from aekit.api import Autoencoder
 from aekit.baselines.pca import fit_pca, pca_errors
 from aekit.config import RunConfig
 from aekit.errors import ConfigError
-from aekit.runner import load_run_data
+from aekit.pipeline import load_splits, prepare, subset
 from aekit.serialization import atomic_write_bytes
 from aekit.training.callbacks import Callback
 from aekit.training.findings import find_all, layer_gradients, records_of, split_records
 
 BASE = dict(hidden=(1000, 500, 250), latent_dim=30, activation="sigmoid", loss="mse",
             optimizer="sgd", lr=0.1, schedule="constant", batch_size=100,
-            validation_split=0.0, progress=False, scaling="none")
+            validation_split=0.0, progress=False, scaling="none", pca_init=False)
 STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "sgd": ("plain mini-batch SGD", {}),
     "momentum": ("+ momentum 0.9", dict(optimizer="momentum")),
@@ -146,22 +146,23 @@ def study_data(data: str, test: str | None, n_train: int | None,
                seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Scaled training and test arrays (float32) and a description of the test set.
 
-    The data are loaded and split as ``aekit train`` does (without a test set, 10% held back)
-    and scaled as it does ("auto": pixels to [0, 1], tabular standardized), fitted on the
-    training samples; ``n_train`` keeps a random subset of them (the same for every strategy).
+    The data are loaded, split and scaled by the run pipeline as ``aekit train`` does them
+    (without a test set, 10% held back; "auto" scaling fitted on the training samples);
+    ``n_train`` keeps a random subset of them (the same for every strategy).
     """
     if n_train is not None and n_train < 1:
         raise ConfigError(f"`n_train` must be at least 1. Received: n_train={n_train}")
-    train, test_ds, source = load_run_data(
-        RunConfig().replace(data=data, test=test, test_split=0.1, seed=seed))
+    cfg = RunConfig().replace(data=data, test=test, test_split=0.1, seed=seed,
+                              validation_split=0.0, scaling="auto")
+    train, test_ds, source = load_splits(cfg)
     if test_ds is None:
         raise ConfigError(f"{data} has too few samples ({train.n_samples}) to hold back a test "
                           "set; give one with --test (test= in Python)")
-    keep = np.arange(train.n_samples)
     if n_train is not None:
-        keep = np.sort(np.random.default_rng(seed).permutation(keep)[:n_train])
-    scaler = choose_scaler(train, "auto").fit(train.x[keep])
-    return scaler.transform_rows(train.x, keep), scaler.transform(test_ds.x), source
+        keep = np.sort(np.random.default_rng(seed).permutation(train.n_samples)[:n_train])
+        train = subset(train, keep)
+    run = prepare(cfg, train, test=test_ds, test_source=source)
+    return run.x_train, run.scaler.transform(test_ds.x), source
 
 
 def study(data: str = "fashion-mnist", test: str | None = "fashion-mnist:test", *,

@@ -5,13 +5,15 @@
     print(result.recommended, result.reason)
 
 Every member uses the same configuration (architecture, optimizer, schedule, epochs, seed), the
-same training split and the same test set; only ``latent_dim`` changes. PCA with the same
-number of components is fitted on the same scaled training split. Members run one after the
+same training, validation and test rows (prepared once by :mod:`aekit.pipeline`); only
+``latent_dim`` changes. PCA with the same number of components is fitted on the same scaled
+training split. The size is chosen on the validation error; the test error of every size is
+reported beside it and never takes part in the choice. Members run one after the
 other in this process with one configuration that the hand-written fast path covers (a plain
 MLP), which on a few CPU cores is cheaper than running them side by side. ``max_train_samples``
 subsamples the training data (the same subsample for every member) to make a sweep affordable.
 
-Recommendation: with sizes ``k1 < k2 < ...`` and test errors ``e1, e2, ...``, the gain of
+Recommendation: with sizes ``k1 < k2 < ...`` and validation errors ``e1, e2, ...``, the gain of
 doubling between neighbours is ``1 - (e_next / e_k) ** (1 / log2(k_next / k))`` (the relative
 error cut per doubling of the size, so sizes need not be powers of two). The recommended size is
 the smallest ``k`` from which every further doubling gains less than ``threshold`` (default
@@ -30,11 +32,10 @@ from typing import Sequence
 import numpy as np
 
 from aekit.api import Autoencoder
-from aekit.baselines.pca import fit_pca, pca_errors
 from aekit.config import RunConfig
-from aekit.data import Dataset
 from aekit.errors import ConfigError
-from aekit.runner import _subset, load_run_data
+from aekit.pipeline import PreparedRun, errors_vs_pca, load_splits, prepare, subset, with_config
+from aekit.runner import validation_errors
 from aekit.serialization import atomic_write_bytes, write_json
 
 
@@ -43,6 +44,8 @@ class SweepRow:
     """One member of the sweep: test errors (MSE in the model's scaled space) and cost."""
 
     latent_dim: int
+    val_mse: float
+    pca_val_mse: float
     test_mse: float
     pca_test_mse: float
     train_seconds: float
@@ -64,13 +67,15 @@ class SweepResult:
 
     def table(self) -> str:
         """The table in Markdown."""
-        lines = ["| latent dim | aekit test MSE | PCA test MSE | aekit / PCA | gain of doubling "
-                 "| train s |", "|---:|---:|---:|---:|---:|---:|"]
-        gains = doubling_gains([r.latent_dim for r in self.rows], [r.test_mse for r in self.rows])
+        lines = ["| latent dim | aekit val MSE | gain of doubling (val) | aekit test MSE | "
+                 "PCA test MSE | aekit / PCA (test) | train s |",
+                 "|---:|---:|---:|---:|---:|---:|---:|"]
+        gains = doubling_gains([r.latent_dim for r in self.rows], [r.val_mse for r in self.rows])
         for row, gain in zip(self.rows, [*gains, None]):
             gain_text = f"{100 * gain:.1f}%" if gain is not None else "-"
-            lines.append(f"| {row.latent_dim} | {row.test_mse:.5f} | {row.pca_test_mse:.5f} | "
-                         f"{row.test_mse / max(row.pca_test_mse, 1e-30):.2f} | {gain_text} | "
+            lines.append(f"| {row.latent_dim} | {row.val_mse:.5f} | {gain_text} | "
+                         f"{row.test_mse:.5f} | {row.pca_test_mse:.5f} | "
+                         f"{row.test_mse / max(row.pca_test_mse, 1e-30):.2f} | "
                          f"{row.train_seconds:.1f} |")
         return "\n".join(lines)
 
@@ -112,7 +117,7 @@ def recommend_size(sizes: Sequence[int], errors: Sequence[float], threshold: flo
     gains = doubling_gains(sizes, errors)
     for i, k in enumerate(sizes[:-1]):
         if all(g < threshold for g in gains[i:]):
-            return k, (f"doubling from {k} cuts the test error by {100 * gains[i]:.1f}% "
+            return k, (f"doubling from {k} cuts the validation error by {100 * gains[i]:.1f}% "
                        f"(below the {100 * threshold:.0f}% threshold), and no larger size "
                        f"gains more than that threshold; error at {k}: {errors[i]:.5f}, at "
                        f"{sizes[-1]}: {errors[-1]:.5f}")
@@ -121,15 +126,16 @@ def recommend_size(sizes: Sequence[int], errors: Sequence[float], threshold: flo
                        "largest size tried is recommended; try larger sizes")
 
 
-def _train_member(cfg: RunConfig, train: Dataset, test: Dataset, k: int) -> SweepRow:
-    ae = Autoencoder(config=cfg.replace(latent_dim=k))
+def _train_member(run: PreparedRun, k: int) -> SweepRow:
+    member = with_config(run, latent_dim=k)
+    ae = Autoencoder(config=member.config)
     t0 = time.perf_counter()
-    ae.fit(train)
+    ae.fit_prepared(member)
     seconds = time.perf_counter() - t0
-    x_train_scaled = ae.scaler.transform(train.x[ae.train_index])
-    pca = fit_pca(x_train_scaled, k, cfg.train.seed)
-    return SweepRow(latent_dim=k, test_mse=ae.score(test.x)["mse"],
-                    pca_test_mse=pca_errors(pca, ae.scaler.transform(test.x))["mse"],
+    val = validation_errors(ae, member)
+    test = errors_vs_pca(ae.reconstruct_scaled, ae.scaler, member.pca, member.test.x)
+    return SweepRow(latent_dim=k, val_mse=val["val_mse"], pca_val_mse=val["pca_val_mse"],
+                    test_mse=test["test_mse"], pca_test_mse=test["pca_test_mse"],
                     train_seconds=seconds, epochs=len(ae.history.epochs),
                     fast_path=bool(ae.trainer.use_fastpath))
 
@@ -143,7 +149,8 @@ def sweep(cfg: RunConfig, latent_dims: Sequence[int], out_dir: str | Path,
         cfg: the configuration shared by every member (``latent_dim`` is replaced).
         latent_dims: sizes to try.
         out_dir: folder for the results.
-        threshold: gain per doubling below which a larger size is not worth it (0..1).
+        threshold: gain per doubling of the validation error below which a larger size is not
+            worth it (0..1).
         max_train_samples: train on a random subsample of this many samples (same for all).
         log: print one line per member.
 
@@ -153,25 +160,33 @@ def sweep(cfg: RunConfig, latent_dims: Sequence[int], out_dir: str | Path,
     sizes = parse_sizes(latent_dims)
     if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
         raise ConfigError(f"`threshold` must be between 0 and 1. Received: threshold={threshold!r}")
-    train, test, test_source = load_run_data(cfg)
+    if cfg.train.validation_split <= 0:
+        raise ConfigError("a sweep chooses the size on validation rows: --validation-split "
+                          f"must be > 0. Received: validation_split={cfg.train.validation_split}")
+    data, test, test_source = load_splits(cfg)
     if test is None:
         raise ConfigError("a sweep needs a test set: give --test SPEC or a --test-split > 0")
-    if max_train_samples is not None and max_train_samples < train.n_samples:
+    if max_train_samples is not None and max_train_samples < data.n_samples:
         if max_train_samples < 2:
             raise ConfigError(f"`max_train_samples` must be >= 2. Received: {max_train_samples}")
-        keep = np.random.default_rng(cfg.train.seed).choice(train.n_samples, max_train_samples,
+        keep = np.random.default_rng(cfg.train.seed).choice(data.n_samples, max_train_samples,
                                                             replace=False)
-        train = _subset(train, np.sort(keep))
+        data = subset(data, np.sort(keep))
+    too_large = [k for k in sizes if k >= data.n_features]
+    if too_large:
+        raise ConfigError(f"latent sizes {too_large} are not smaller than the number of features "
+                          f"({data.n_features}); allowed: 1..{data.n_features - 1}")
+    run = prepare(cfg.replace(latent_dim=sizes[0]), data, test=test, test_source=test_source)
     rows = []
     for k in sizes:
-        rows.append(_train_member(cfg, train, test, k))
+        rows.append(_train_member(run, k))
         if log:
             r = rows[-1]
-            print(f"latent {k:>4}: test MSE {r.test_mse:.5f}  PCA {r.pca_test_mse:.5f}  "
-                  f"({r.epochs} epochs, {r.train_seconds:.1f}s, fast path {r.fast_path})",
-                  flush=True)
-    best, reason = recommend_size(sizes, [r.test_mse for r in rows], threshold)
-    result = SweepResult(rows, best, reason, threshold, train.n_samples, test.n_samples,
+            print(f"latent {k:>4}: val MSE {r.val_mse:.5f}  test MSE {r.test_mse:.5f}  PCA "
+                  f"{r.pca_test_mse:.5f}  ({r.epochs} epochs, {r.train_seconds:.1f}s, fast path "
+                  f"{r.fast_path})", flush=True)
+    best, reason = recommend_size(sizes, [r.val_mse for r in rows], threshold)
+    result = SweepResult(rows, best, reason, threshold, len(run.train_index), test.n_samples,
                          test_source)
     write_results(result, cfg, Path(out_dir))
     return result

@@ -44,14 +44,17 @@ def fit_pca_streamed(blocks: Iterable[np.ndarray], n_components: int, n_samples:
     return pca
 
 
-def pca_errors(pca: PCA, x: np.ndarray) -> dict[str, float]:
-    """``mse`` and ``sse_per_sample`` of PCA's reconstruction of ``x``.
+def pca_errors(pca: PCA, x: np.ndarray, target: np.ndarray | None = None) -> dict[str, float]:
+    """``mse`` and ``sse_per_sample`` of PCA's reconstruction of ``x`` (compared with
+    ``target`` when given: PCA as a denoiser of ``x``).
 
     Args:
         pca: a fitted PCA.
         x: (n, n_features) data in the same space PCA was fitted in.
+        target: what the reconstruction should be (default: ``x``).
     """
     x_hat = pca.inverse_transform(pca.transform(x))
-    sq = np.square(x_hat.astype(np.float64) - x.astype(np.float64))
+    reference = x if target is None else target
+    sq = np.square(x_hat.astype(np.float64) - reference.astype(np.float64))
     sse = float(sq.sum())
     return {"mse": sse / max(1, sq.size), "sse_per_sample": sse / max(1, x.shape[0])}

@@ -31,12 +31,21 @@ def _float_or_auto(text: str) -> float | str:
 _float_or_auto.__name__ = "number or 'auto'"  # argparse: "invalid number or 'auto' value"
 
 
+def _int_or_auto(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else int(text)
+
+
+_int_or_auto.__name__ = "integer or 'auto'"
+
+
 def _field_type(f: dataclasses.Field) -> tuple[Callable[[str], Any] | None, bool]:
     """argparse ``type`` for a config field and whether it is a boolean switch."""
     if f.name == "lr":  # --lr auto: the learning-rate range test picks it
         return _float_or_auto, False
     hint = typing.get_type_hints(SECTIONS_BY_FIELD[f.name])[f.name]
     optional = type(None) in typing.get_args(hint)
+    if {int, str} <= set(typing.get_args(hint)):  # a count or "auto" (early_stopping_patience)
+        return _none_or(_int_or_auto), False
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     base = tuple if typing.get_origin(hint) is tuple else hint

@@ -57,33 +57,6 @@ class Scaler:
         self.shift: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 
-    @classmethod
-    def for_dataset(cls, ds: Dataset, mode: str = "auto") -> Scaler:
-        """The scaler suited to a dataset (not fitted yet: call ``fit(x_train)``).
-
-        Args:
-            ds: the dataset.
-            mode: "auto" ("unit" for images with pixel_max, "minmax" for images without,
-                "standard" for tabular) or one of MODES.
-
-        Returns:
-            An unfitted scaler.
-
-        Raises:
-            ConfigError: unknown mode, or "unit" for data with no pixel_max.
-        """
-        if mode == "auto":
-            if ds.kind == "image":
-                mode = "unit" if ds.pixel_max is not None else "minmax"
-            else:
-                mode = "standard"
-        if mode == "unit" and ds.pixel_max is None:
-            raise ConfigError(
-                f"scaling mode 'unit' needs the data's pixel_max, and {ds.source} ({ds.kind}) has "
-                f"none. Allowed here: {('auto', 'standard', 'minmax', 'none')}"
-            )
-        return cls(mode, ds.pixel_max if mode == "unit" else None)
-
     @property
     def is_fitted(self) -> bool:
         """True once transform can run (always for "unit" and "none")."""

@@ -1,0 +1,204 @@
+"""The run pipeline: one split, one scaler, one set of defaults, whichever door a run comes in
+by (``Autoencoder.fit``, ``aekit train``, lr-find, study, sweep, the estimator)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.apps import lr_find as lr_find_app
+from aekit.apps.study import study_data
+from aekit.apps.sweep import sweep
+from aekit.config import RunConfig
+from aekit.data import Dataset, Scaler, load
+from aekit.errors import ConfigError, DataError
+from aekit.estimator import AutoencoderTransformer
+from aekit.pipeline import (MAX_HELD_ROWS, choose_scaler, data_defaults, load_splits, prepare,
+                            prepare_spec, split_plan)
+from aekit.runner import train_run
+
+QUICK = dict(epochs=2, threads=1, progress=False, diagnostics_every_steps=None)
+
+
+@pytest.fixture
+def table_file(tmp_path, tabular):
+    path = tmp_path / "table.npy"
+    np.save(path, tabular)
+    return str(path)
+
+
+def _same_scaler(a: Scaler, b: Scaler) -> None:
+    assert a.mode == b.mode
+    for left, right in ((a.shift, b.shift), (a.scale, b.scale)):
+        if left is None:
+            assert right is None
+        else:
+            np.testing.assert_allclose(left, right, rtol=1e-12)
+
+
+# -- decisions ---------------------------------------------------------------------------------
+def test_choose_scaler_modes():
+    assert choose_scaler("image", 0, 255, "auto", 255.0).mode == "unit"
+    assert choose_scaler("image", 0, 3, "auto", None).mode == "minmax"
+    assert choose_scaler("tabular", 0, 1, "auto", None).mode == "none"  # already in [0, 1]
+    assert choose_scaler("tabular", -2, 1, "auto", None).mode == "standard"
+    assert choose_scaler("tabular", -2, 1, "minmax", None).mode == "minmax"
+    with pytest.raises(ConfigError, match=r"'unit' needs the data's pixel_max, and t.csv"):
+        choose_scaler("tabular", 0, 9, "unit", None, "t.csv")
+
+
+def test_split_plan_is_disjoint_and_the_test_rows_do_not_move_with_the_seed():
+    train, val, test = split_plan(1000, 0.1, 0.2, seed=3)
+    assert len(test) == 100 and len(val) == 180 and len(train) == 720
+    assert len(np.unique(np.concatenate([train, val, test]))) == 1000
+    for seed in (0, 1, 7):
+        assert np.array_equal(split_plan(1000, 0.1, 0.2, seed)[2], test)
+    assert not np.array_equal(split_plan(1000, 0.1, 0.2, seed=4)[1], val)
+    big = split_plan(10 * MAX_HELD_ROWS, 0.5, 0.5, seed=0)
+    assert len(big[1]) == len(big[2]) == MAX_HELD_ROWS
+
+
+@pytest.mark.parametrize("n_features,kind,latent,hidden", [
+    (5, "tabular", 2, (64,)), (13, "tabular", 4, (64,)), (30, "tabular", 8, (64,)),
+    (64, "image", 16, (128,)), (784, "image", 32, (512, 256, 128)), (2, "tabular", 1, (64,)),
+])
+def test_data_defaults(n_features, kind, latent, hidden):
+    cfg = data_defaults(RunConfig(), 1000, n_features, kind)
+    assert cfg.model.latent_dim == latent and cfg.model.hidden == hidden
+    assert cfg.train.batch_size == 32  # auto_batch_size(1000)
+
+
+def test_data_defaults_keep_what_the_user_set():
+    cfg = data_defaults(RunConfig().replace(latent_dim=3, hidden=(7,), batch_size=5), 100, 9,
+                        "tabular")
+    assert (cfg.model.latent_dim, cfg.model.hidden, cfg.train.batch_size) == (3, (7,), 5)
+
+
+def test_latent_size_not_below_the_feature_count_is_refused(tabular):
+    with pytest.raises(ConfigError, match=r"`latent_dim` must be smaller than the number of "
+                       r"features \(6\).*Received: latent_dim=6; allowed: 1..5"):
+        aekit.Autoencoder(latent_dim=6, **QUICK).fit(tabular)
+    with pytest.raises(ConfigError, match="at least 2 features"):
+        aekit.Autoencoder(**QUICK).fit(tabular[:, :1])
+
+
+# -- the model starts from PCA ------------------------------------------------------------------
+def test_the_model_starts_at_pca_and_ends_no_worse_on_validation(tabular):
+    run = prepare(RunConfig().replace(**QUICK, validation_split=0.2), tabular)
+    ae = aekit.Autoencoder(config=run.config)
+    ae.build_prepared(run)
+    pca = run.pca
+    start = ae.reconstruct_scaled(run.x_train)
+    np.testing.assert_allclose(start, pca.inverse_transform(pca.transform(run.x_train)),
+                               atol=1e-4)
+    ae = aekit.Autoencoder(config=run.config)
+    history = ae.fit_prepared(run)
+    assert history.initial_val_loss is not None
+    val_mse = float(np.mean((ae.reconstruct_scaled(run.x_val) - run.x_val) ** 2))
+    pca_val = float(np.mean((pca.inverse_transform(pca.transform(run.x_val)) - run.x_val) ** 2))
+    assert val_mse <= pca_val * (1 + 1e-4)
+
+
+# -- every entry point prepares what `aekit train` prepares ------------------------------------
+def test_fit_prepares_the_split_and_scaler_of_aekit_train(tmp_path, table_file):
+    cfg = RunConfig().replace(data=table_file, **QUICK)
+    summary = train_run(cfg, tmp_path / "run")
+    saved = aekit.load(tmp_path / "run")
+    run = prepare_spec(cfg)
+    _same_scaler(saved.scaler, run.scaler)
+    assert summary["n_train"] == len(run.train_index) and summary["n_val"] == len(run.val_index)
+    assert saved.config == run.config  # the same data-dependent defaults
+    data, _, _ = load_splits(cfg)
+    ae = aekit.Autoencoder(config=cfg)
+    ae.fit(data)
+    assert np.array_equal(ae.train_index, run.train_index)
+    _same_scaler(ae.scaler, run.scaler)
+    assert ae.config == run.config
+
+
+def test_lr_find_sees_the_training_rows_only(monkeypatch, table_file):
+    cfg = RunConfig().replace(data=table_file, **QUICK)
+    seen = {}
+
+    def fake(model, cfg, x_train, *args):
+        seen["x"] = x_train
+        return "result"
+
+    monkeypatch.setattr(lr_find_app, "lr_find", fake)
+    assert lr_find_app.lr_find_on_data(cfg) == "result"
+    run = prepare_spec(cfg)
+    assert torch.equal(seen["x"], torch.from_numpy(run.x_train))
+
+
+def test_study_prepares_like_aekit_train(table_file):
+    x_train, x_test, _ = study_data(table_file, None, None, seed=0)
+    cfg = RunConfig().replace(data=table_file, validation_split=0.0, seed=0)
+    run = prepare_spec(cfg)
+    np.testing.assert_array_equal(x_train, run.x_train)
+    np.testing.assert_array_equal(x_test, run.scaler.transform(run.test.x))
+
+
+def test_sweep_chooses_on_validation_and_reports_test(tmp_path, table_file):
+    cfg = RunConfig().replace(data=table_file, **QUICK)
+    result = sweep(cfg, [1, 2, 4], tmp_path / "sweep", log=False)
+    run = prepare_spec(cfg)
+    assert result.n_train == len(run.train_index) and result.n_test == run.test.n_samples
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert all("val_mse" in r and "test_mse" in r for r in saved["rows"])
+    assert "validation error" in result.reason or "still falls" in result.reason
+    with pytest.raises(ConfigError, match="not smaller than the number of features"):
+        sweep(cfg, [2, 6], tmp_path / "sweep2", log=False)
+
+
+def test_estimator_splits_and_scales_like_the_pipeline(tabular):
+    est = AutoencoderTransformer(n_components=2, epochs=2, validation_split=0.2,
+                                 random_state=0, threads=1).fit(tabular)
+    run = prepare(RunConfig().replace(**QUICK, latent_dim=2, validation_split=0.2,
+                                      scaling="none", output_activation="identity"), tabular)
+    assert np.array_equal(est.autoencoder_.train_index, run.train_index)
+    assert est.autoencoder_.config.model.hidden == run.config.model.hidden
+
+
+# -- Keras habits ------------------------------------------------------------------------------
+def test_the_articles_keras_call_works_as_written(blobs):
+    ae = aekit.Autoencoder(latent_dim=3, threads=1, progress=False)
+    history = ae.fit(blobs, blobs, epochs=3, batch_size=32, shuffle=True, validation_split=0.1)
+    assert len(history["loss"]) == 3 and history["val_loss"][-1] is not None
+    assert ae.config.train.batch_size == 32
+
+
+def test_fit_noisy_to_clean_is_a_denoising_autoencoder():
+    digits = load("digits")
+    rng = np.random.default_rng(0)
+    clean = digits.x / 16.0
+    noisy = np.clip(clean + rng.normal(0, 0.3, clean.shape), 0, 1).astype(np.float32)
+    train, test = np.arange(1500), np.arange(1500, len(clean))
+    ae = aekit.Autoencoder(threads=2, progress=False, diagnostics_every_steps=None)
+    ae.fit(noisy[train], clean[train].astype(np.float32))
+    denoised = ae.reconstruct(noisy[test])
+    err = float(np.mean((denoised - clean[test]) ** 2))
+    noisy_err = float(np.mean((noisy[test] - clean[test]) ** 2))
+    assert err * 2 <= noisy_err, (err, noisy_err)
+
+
+def test_a_target_of_another_shape_is_refused(blobs):
+    with pytest.raises(DataError, match=r"y \(the target\) must have the shape of x"):
+        aekit.Autoencoder(**QUICK).fit(blobs, blobs[:10])
+
+
+@pytest.mark.parametrize("option", ["nproc", "resume", "report", "test", "data"])
+def test_autoencoder_refuses_options_it_would_ignore(option):
+    value = {"nproc": 2, "resume": True, "report": True, "test": "x.npy", "data": "x.npy"}[option]
+    with pytest.raises(ConfigError, match=rf"Autoencoder does not use {option}"):
+        aekit.Autoencoder(**{option: value})
+
+
+def test_dataset_input_keeps_its_kind():
+    ds = Dataset(np.random.default_rng(0).random((50, 16), dtype=np.float32), (4, 4), "image",
+                 "img", None, None)
+    run = prepare(RunConfig().replace(**QUICK), ds)
+    assert run.scaler.mode == "minmax" and run.config.model.latent_dim == 4
