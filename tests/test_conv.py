@@ -74,3 +74,16 @@ def test_conv_trains_saves_and_loads(tmp_path) -> None:
     x = images[:5]
     np.testing.assert_allclose(again.reconstruct(x), ae.reconstruct(x), atol=1e-4)
     assert again.sample_shape == (3, 10, 12)
+
+
+def test_forward_compares_with_a_target() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(kind="conv", latent_dim=2, conv_channels=(3,))
+    model = build_model(cfg, 36, "sigmoid", 0.1, (6, 6)).eval()
+    clean = torch.rand(4, 36)
+    noisy = (clean + 0.3 * torch.randn(4, 36)).clamp(0, 1)
+    with torch.no_grad():
+        out = model(noisy, clean)
+        torch.testing.assert_close(out.recon_loss, ((out.x_hat - clean) ** 2).mean())
+        assert out.loss.item() != pytest.approx(model(noisy).loss.item(), rel=1e-6)
+        torch.testing.assert_close(model(noisy, noisy).loss, model(noisy).loss)

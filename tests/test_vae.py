@@ -68,3 +68,17 @@ def test_vae_trains_saves_loads_and_generates(tmp_path):
     result = aekit.generate(back, 16, data=x, seed=0)
     assert result.method == "VAE prior N(0, I)" and result.samples.shape == (16, 64)
     assert result.novelty.sample_min > 0
+
+
+def test_forward_compares_with_a_target():
+    cfg = ModelConfig(kind="vae", hidden=(16,), latent_dim=3, loss="bce")
+    torch.manual_seed(0)
+    model = build_model(cfg, 10, "sigmoid").eval()
+    clean = torch.rand(7, 10)
+    noisy = (clean + 0.3 * torch.randn(7, 10)).clamp(0, 1)
+    with torch.no_grad():
+        out = model(noisy, clean)
+        expected = torch.nn.functional.binary_cross_entropy(out.x_hat, clean)
+        torch.testing.assert_close(out.recon_loss, expected, rtol=1e-5, atol=1e-6)
+        assert out.loss.item() != pytest.approx(model(noisy).loss.item(), rel=1e-6)
+        torch.testing.assert_close(model(noisy, noisy).loss, model(noisy).loss)

@@ -158,7 +158,7 @@ class Autoencoder:
         torch.manual_seed(cfg.train.seed)
         self.device = resolve_device(cfg.train.device)
         self.model = self._build(run.n_features)
-        if starts_from_pca(cfg):
+        if starts_from_pca(cfg, self.output_activation):
             self.model.init_from_pca(run.pca.components_, run.pca.mean_)
         return self.model
 
@@ -290,7 +290,11 @@ class Autoencoder:
             raise FormatError(f"{directory / 'config.json'}: not an aekit model config "
                               f"(format={meta.get('format')!r})")
         try:
-            config = RunConfig.from_dict(meta["config"])
+            saved = meta["config"]
+            if isinstance(saved, dict) and isinstance(saved.get("model"), dict):
+                # models saved before the PCA path existed have no linear path
+                saved = {**saved, "model": {"pca_init": False, **saved["model"]}}
+            config = RunConfig.from_dict(saved)
             ae = cls(config=config)
             ae.scaler = Scaler.from_dict(meta["scaler"])
             ae.sample_shape = tuple(int(v) for v in meta["sample_shape"])

@@ -135,9 +135,10 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
 
 
 # -- 4. output --------------------------------------------------------------------------------
-def starts_from_pca(cfg: RunConfig) -> bool:
-    """True when the model's linear path is initialised from PCA (MLP with ``pca_init``)."""
-    return cfg.model.kind == "mlp" and cfg.model.pca_init
+def starts_from_pca(cfg: RunConfig, output_activation: str = "identity") -> bool:
+    """True when the model's linear path is initialised from PCA: an MLP with ``pca_init``
+    and an identity output (through a sigmoid, PCA's solution is not the model's)."""
+    return cfg.model.kind == "mlp" and cfg.model.pca_init and output_activation == "identity"
 
 
 def choose_output(cfg: RunConfig, unit_range: bool, scaling: str) -> str:

@@ -35,7 +35,7 @@ def summarize(ae: Autoencoder, run: PreparedRun, seconds: float) -> dict[str, An
         "n_test": run.test.n_samples if run.test is not None else 0,
         "n_features": run.n_features, "latent_dim": cfg.model.latent_dim,
         "hidden": list(cfg.model.hidden), "batch_size": cfg.train.batch_size,
-        "pca_init": starts_from_pca(cfg),
+        "pca_init": starts_from_pca(cfg, ae.output_activation),
         **training_figures(ae, seconds),
         "pca_components": int(run.pca.n_components_),
     }

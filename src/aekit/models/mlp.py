@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,8 +124,22 @@ def _stack(widths: list[int], cfg: ModelConfig, head: int) -> nn.Sequential:
 class MLPAutoencoder(nn.Module):
     """MLP autoencoder on flat samples of ``n_features`` values.
 
+    With ``cfg.pca_init`` the model has, beside the ``encoder``/``decoder`` stacks, a linear
+    path: ``linear_encoder`` (n_features -> latent_dim) and ``linear_decoder`` (latent_dim ->
+    n_features), added to the stacks' outputs, so that ``z = encoder(x) + linear_encoder(x)``
+    and the logits are ``decoder(z) + linear_decoder(z)``. Why: a linear autoencoder can
+    represent PCA exactly (encode ``W (x - mean)``, decode ``W^T z + mean`` with the principal
+    directions as the rows of ``W``), and :meth:`init_from_pca` sets the linear path to that
+    solution with the stacks' last layers at zero, so the network starts as PCA and the hidden
+    layers learn a nonlinear correction to it. Training that keeps the weights of the best
+    validation loss can then only improve on PCA, instead of having to rediscover it from a
+    random start (which deep sigmoid/tanh stacks often never do). The identity holds exactly for
+    ``output_activation="identity"``; with a sigmoid output the linear path's PCA is passed
+    through the sigmoid, a start but not PCA's reconstruction.
+
     Args:
-        cfg: architecture (hidden widths, latent size, activation, batch norm, residual...).
+        cfg: architecture (hidden widths, latent size, activation, batch norm, residual,
+            ``pca_init``...).
         n_features: values per sample.
         output_activation: ``"sigmoid"`` or ``"identity"`` (``auto`` already resolved).
         l1_codes: weight of the L1 penalty on the codes (sparse autoencoder); 0 for none.
@@ -145,28 +160,85 @@ class MLPAutoencoder(nn.Module):
                 init_linear(module, scheme, cfg.activation)
             elif isinstance(module, nn.Linear):  # residual projection
                 nn.init.xavier_uniform_(module.weight)
+        # The linear (PCA) path, registered after the stacks so that their parameter names
+        # and order (and their initial values for a given seed) do not depend on it.
+        self.linear_encoder: nn.Linear | None = None
+        self.linear_decoder: nn.Linear | None = None
+        if getattr(cfg, "pca_init", False):
+            self.linear_encoder = nn.Linear(n_features, cfg.latent_dim)
+            self.linear_decoder = nn.Linear(cfg.latent_dim, n_features)
+            for layer in (self.linear_encoder, self.linear_decoder):
+                init_linear(layer, "glorot_uniform", "linear")
+
+    @torch.no_grad()
+    def init_from_pca(self, components: Any, mean: Any) -> None:
+        """Set the linear path to PCA's solution and the stacks' last layers to zero.
+
+        Afterwards ``z = components @ (x - mean)`` (padded with zeros beyond ``k``) and the
+        logits are ``mean + components.T @ components @ (x - mean)``: with an identity output
+        the model reconstructs exactly as ``pca.inverse_transform(pca.transform(x))``. The last
+        linear layers of ``encoder`` and ``decoder`` are zeroed (weight and bias), so the
+        nonlinear correction starts at exactly zero; their own gradients are not zero, so it
+        grows from the first step. Values are copied in place (``copy_``): the parameters stay
+        the same tensors, views of a flat buffer where the trainer has made them so.
+
+        Args:
+            components: (k, n_features) array or tensor, orthonormal rows (``PCA.components_``),
+                ``k <= latent_dim``.
+            mean: (n_features,) array or tensor (``PCA.mean_``).
+
+        Raises:
+            ValueError: the model has no linear path (``pca_init`` off) or the shapes do not fit.
+        """
+        if self.linear_encoder is None or self.linear_decoder is None:
+            raise ValueError("init_from_pca needs a model built with pca_init=True")
+        enc, dec = self.linear_encoder, self.linear_decoder
+        comp = torch.as_tensor(components).to(dtype=enc.weight.dtype, device=enc.weight.device)
+        mu = torch.as_tensor(mean).to(dtype=enc.weight.dtype, device=enc.weight.device)
+        latent_dim, n_features = enc.weight.shape
+        if comp.dim() != 2 or comp.shape[1] != n_features or comp.shape[0] > latent_dim:
+            raise ValueError(f"components must have shape (k <= {latent_dim}, {n_features}). "
+                             f"Received: {tuple(comp.shape)}")
+        if tuple(mu.shape) != (n_features,):
+            raise ValueError(f"mean must have shape ({n_features},). Received: {tuple(mu.shape)}")
+        weight = torch.zeros_like(enc.weight)
+        weight[: comp.shape[0]] = comp
+        enc.weight.copy_(weight)
+        enc.bias.copy_(-(weight @ mu))
+        dec.weight.copy_(weight.t())
+        dec.bias.copy_(mu)
+        for stack in (self.encoder, self.decoder):
+            last = [m for m in stack.modules() if isinstance(m, nn.Linear)][-1]
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes of a batch: (batch, n_features) -> (batch, latent_dim)."""
-        return self.encoder(x)
+        z = self.encoder(x)
+        return z if self.linear_encoder is None else z + self.linear_encoder(x)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder output before the output activation."""
-        return self.decoder(z)
+        out = self.decoder(z)
+        return out if self.linear_decoder is None else out + self.linear_decoder(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstructions in the scaled data space: (batch, latent_dim) -> (batch, n_features)."""
-        out = self.decoder(z)
+        out = self.decode_logits(z)
         return torch.sigmoid(out) if self.output_activation == "sigmoid" else out
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+        """Reconstruct ``x``; the reconstruction loss compares with ``target`` (default ``x``;
+        a clean batch when ``x`` is its noisy version: denoising)."""
         z = self.encode(x)
         logits = self.decode_logits(z)
         if self.output_activation == "sigmoid":
             x_hat = torch.sigmoid(logits)
         else:
             x_hat = logits
-        recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x, self.output_activation)
+        recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x if target is None else target,
+                                    self.output_activation)
         reg = self.l1_codes * z.abs().sum(dim=1).mean() if self.l1_codes else recon.new_zeros(())
         return AEOutput(x_hat=x_hat, z=z, recon_loss=recon, reg_loss=reg, loss=recon + reg)
 

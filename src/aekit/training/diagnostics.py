@@ -13,6 +13,12 @@ matrix = one layer, named as the module that holds it: ``encoder.0``, ``decoder.
   the probe samples);
 
 plus the batch ``loss``, the ``lr`` and the global gradient norm before and after clipping.
+The linear (PCA) path of a ``pca_init`` MLP is named like any layer, ``linear_encoder`` and
+``linear_decoder``; a record of such a model also lists ``side_layers`` (see
+:func:`side_layers`), the layers that gradient comparisons across the depth leave out, as they
+leave out residual projections (``*.skip``). A layer whose weights are all zero before the step
+(the hidden path's output layers right after ``init_from_pca``) has no ``update_ratio``: a
+relative change of nothing is not a measure of step size.
 Each sample is one ``{"type": "diagnostics", ...}`` line of ``metrics.jsonl`` (through the
 run's :class:`MetricsWriter`) and an entry of :attr:`Diagnostics.records`.
 
@@ -49,6 +55,25 @@ def layer_name(param_name: str) -> str:
     """``encoder.0.linear.weight`` -> ``encoder.0``; ``decoder.3.weight`` -> ``decoder.3``."""
     name = param_name.rsplit(".", 1)[0]
     return name[: -len(".linear")] if name.endswith(".linear") else name
+
+
+def side_layers(model: nn.Module) -> list[str]:
+    """Layers outside the main path's chain through the depth, by :func:`layer_name`.
+
+    For an MLP with the linear (PCA) path: ``linear_encoder`` and ``linear_decoder``, a
+    shortcut from input to code and from code to output like a residual projection, and the
+    last linear layers of the ``encoder`` and ``decoder`` stacks, which start at zero beside
+    it (``init_from_pca``): their ``||g|| / ||W||`` measures how far they have grown from zero,
+    not how the gradient fades through the depth. Empty for other models.
+    """
+    if getattr(model, "linear_encoder", None) is None:
+        return []
+    names = ["linear_encoder", "linear_decoder"]
+    for stack in ("encoder", "decoder"):
+        heads = [n for n, m in getattr(model, stack).named_modules() if isinstance(m, nn.Linear)]
+        if heads:
+            names.append(layer_name(f"{stack}.{heads[-1]}.weight"))
+    return names
 
 
 def weight_layers(flat: Any) -> list[tuple[str, int, int]]:
@@ -172,10 +197,12 @@ class Diagnostics(Callback):
         self._pending: dict[str, Any] | None = None
         self._weights_before: torch.Tensor | None = None
         self._writer: MetricsWriter | None = None
+        self._side_layers: list[str] = []
 
     def on_train_begin(self, trainer: "Trainer") -> None:
         self._writer = next((cb for cb in trainer.callbacks if isinstance(cb, MetricsWriter)),
                             None)
+        self._side_layers = side_layers(trainer.model)
 
     def _sampled(self, step: int) -> bool:
         return step % self.every_steps == 0
@@ -193,6 +220,8 @@ class Diagnostics(Callback):
                                   if math.isfinite(norm) else norm),
             "layers": layers,
         }
+        if self._side_layers:
+            record["side_layers"] = list(self._side_layers)
         self._weights_before = flat.data.clone()
         self._pending = record
 
@@ -208,7 +237,8 @@ class Diagnostics(Callback):
             update = float(torch.linalg.vector_norm(data[a:b] - before[a:b]))
             entry = record["layers"].setdefault(name, {})
             entry["weight_norm"] = w_norm
-            entry["update_ratio"] = update / max(w_norm, 1e-12)
+            if w_norm > 0:  # a zero matrix (just initialised to zero) has no relative change
+                entry["update_ratio"] = update / w_norm
         self._weights_before = None
         if self.activations and self.probe is not None:
             for name, entry in activation_stats(trainer.model, self.probe).items():

@@ -3,9 +3,10 @@
 For a small model most of a PyTorch step is per-operation overhead (autograd bookkeeping,
 module calls), not arithmetic. Plain MLP autoencoders (no batch norm, residual or dropout) are
 a chain of ``addmm`` and elementwise activations whose gradients are short closed forms, so we
-compute them directly into the model's flat gradient buffer. The result equals autograd's to
-float rounding; ``tests/test_fastpath.py`` checks it against autograd for every activation,
-loss and output.
+compute them directly into the model's flat gradient buffer. The linear (PCA) path of a
+``pca_init`` model is one more ``addmm`` beside the code layer and one beside the output layer.
+The result equals autograd's to float rounding; ``tests/test_fastpath.py`` checks it against
+autograd for every activation, loss and output, with and without the linear path.
 """
 
 from __future__ import annotations
@@ -43,10 +44,15 @@ def _layers(model: MLPAutoencoder) -> list[tuple[nn.Linear, str | None]]:
     return out
 
 
-def _plan(model: MLPAutoencoder) -> list[tuple[torch.Tensor, ...]]:
-    """(weight.T, bias, weight, weight grad, bias grad, activation) per layer, cached on the
-    model: module attribute lookups cost as much as the arithmetic of a small layer. The cache
-    is rebuilt when the parameters move to other storage."""
+Plan = tuple[torch.Tensor, ...]
+
+
+def _plan(model: MLPAutoencoder) -> tuple[list[Plan], list[Plan]]:
+    """(weight.T, bias, weight, weight grad, bias grad, activation) per layer of the stacks,
+    and the same for ``linear_encoder`` and ``linear_decoder`` (an empty list without the
+    linear path), cached on the model: module attribute lookups cost as much as the arithmetic
+    of a small layer. The cache is rebuilt when the parameters move to other storage (values
+    copied in place, as :meth:`MLPAutoencoder.init_from_pca` does, keep it valid)."""
     first = model.encoder[0]
     first_weight = first.linear.weight if isinstance(first, Block) else first.weight
     key = (first_weight.data_ptr(), first_weight.grad.data_ptr()
@@ -56,8 +62,10 @@ def _plan(model: MLPAutoencoder) -> list[tuple[torch.Tensor, ...]]:
         return cached[1]
     plan = [(lin.weight.t(), lin.bias, lin.weight, lin.weight.grad, lin.bias.grad, act)
             for lin, act in _layers(model)]
-    model.__dict__["_aekit_fast_plan"] = (key, plan)
-    return plan
+    side = [(lin.weight.t(), lin.bias, lin.weight, lin.weight.grad, lin.bias.grad, None)
+            for lin in (model.linear_encoder, model.linear_decoder) if lin is not None]
+    model.__dict__["_aekit_fast_plan"] = (key, (plan, side))
+    return plan, side
 
 
 def _activate(name: str, u: torch.Tensor) -> torch.Tensor:
@@ -93,25 +101,38 @@ def _derivative(name: str, h: torch.Tensor, u: torch.Tensor | None) -> torch.Ten
 
 
 @torch.no_grad()
-def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor) -> float:
+def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
+                  target: torch.Tensor | None = None) -> float:
     """Loss of batch ``x`` (recon + code penalty); writes every parameter's ``.grad`` in place.
+
+    With the linear (PCA) path, ``linear_encoder(x)`` is added to the encoder stack's output
+    (the code ``z``) and ``linear_decoder(z)`` to the decoder stack's (the logits); the gradient
+    reaching ``z`` is the sum of both decoders' and the code penalty's.
 
     Args:
         model: a model for which :func:`supports` is True, its grads views of one buffer.
         x: (batch, n_features) batch in the scaled data space.
+        target: what the reconstruction is compared with, same shape (default ``x``).
 
     Returns:
         The batch loss as a Python float.
     """
-    layers = _plan(model)
+    layers, side = _plan(model)
     cfg = model.cfg
+    t = x if target is None else target
     sigmoid_out = model.output_activation == "sigmoid"
+    code_index = len(model.encoder) - 1
+    last = len(layers) - 1
     inputs: list[torch.Tensor] = []  # input of each linear layer
     saved: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # (output, pre-activation)
     h = x
-    for weight_t, bias, _, _, _, act in layers:
+    for i, (weight_t, bias, _, _, _, act) in enumerate(layers):
         inputs.append(h)
         u = torch.addmm(bias, h, weight_t)
+        if side and i == code_index:  # z += linear_encoder(x)
+            u.addmm_(x, side[0][0]).add_(side[0][1])
+        elif side and i == last:  # logits += linear_decoder(z)
+            u.addmm_(saved[code_index][0], side[1][0]).add_(side[1][1])
         if act is None:
             h, pre = u, None
         elif act == "output":
@@ -125,31 +146,41 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor) -> float:
     # d loss / d logits, with the output activation folded in
     if cfg.loss == "bce":
         y = torch.sigmoid(logits)
-        loss = float(F.binary_cross_entropy_with_logits(logits, x))
-        d = (y - x).mul_(1.0 / n)
+        loss = float(F.binary_cross_entropy_with_logits(logits, t))
+        d = (y - t).mul_(1.0 / n)
     else:
         y = torch.sigmoid(logits) if sigmoid_out else logits
-        diff = y - x
+        diff = y - t
         loss = float(torch.dot(diff.view(-1), diff.view(-1))) / n
         d = diff.mul_(2.0 / n)
         if sigmoid_out:
             d.mul_(y * (1.0 - y))
-    code_index = len(model.encoder) - 1
     l1_codes = model.l1_codes
+    z = saved[code_index][0]
     if l1_codes:
-        z = saved[code_index][0]
         loss += l1_codes * float(z.abs().sum()) / z.shape[0]
-    for i in range(len(layers) - 1, -1, -1):
+    if side:  # linear_decoder: its gradients, and its share of d loss / d z (added below)
+        _, _, dec_weight, dec_weight_grad, dec_bias_grad, _ = side[1]
+        torch.mm(d.t(), z, out=dec_weight_grad)
+        torch.sum(d, 0, out=dec_bias_grad)
+        d_z_linear = torch.mm(d, dec_weight)
+    for i in range(last, -1, -1):
         _, _, weight, weight_grad, bias_grad, _ = layers[i]
         torch.mm(d.t(), inputs[i], out=weight_grad)
         torch.sum(d, 0, out=bias_grad)
+        if side and i == code_index:  # d is d loss / d z: linear_encoder's gradients
+            _, _, _, enc_weight_grad, enc_bias_grad, _ = side[0]
+            torch.mm(d.t(), x, out=enc_weight_grad)
+            torch.sum(d, 0, out=enc_bias_grad)
         if i == 0:
             break
         d = torch.mm(d, weight)
         prev_act = layers[i - 1][5]
-        if i - 1 == code_index and l1_codes:
-            z = saved[code_index][0]
-            d.add_(torch.sign(z), alpha=l1_codes / z.shape[0])
+        if i - 1 == code_index:
+            if side:
+                d.add_(d_z_linear)
+            if l1_codes:
+                d.add_(torch.sign(z), alpha=l1_codes / z.shape[0])
         if prev_act == "relu":  # one fused kernel instead of a mask and a multiply
             d = torch.ops.aten.threshold_backward(d, saved[i - 1][0], 0.0)
         elif prev_act not in (None, "output"):
