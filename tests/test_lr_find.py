@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from aekit import Autoencoder
-from aekit.apps.lr_find import lr_find, save_curve, smooth, suggest
+from aekit.apps.lr_find import save_curve
+from aekit.training.lr_range import lr_find, smooth, suggest
 from aekit.cli import main
 from aekit.config import ModelConfig, RunConfig
 from aekit.errors import ConfigError

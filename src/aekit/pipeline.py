@@ -35,6 +35,7 @@ from aekit.data import Dataset, Scaler, check_n_features, load
 from aekit.data.dataset import dataset_from_array
 from aekit.errors import ConfigError, DataError
 from aekit.training.callbacks import Callback
+from aekit.training.findings import findings_of
 
 MAX_HELD_ROWS = 10_000  # a validation or test split larger than this adds precision, not value
 TEST_SPLIT_SEED = 20_251_129  # the test rows do not move with --seed
@@ -367,6 +368,26 @@ def errors_vs_pca(reconstruct: Any, scaler: Scaler, pca: Any, x_raw: np.ndarray,
             f"pca_{prefix}_mse": pca_err["mse"],
             f"pca_{prefix}_sse_per_sample": pca_err["sse_per_sample"],
             "ratio_to_pca": model_err["mse"] / max(pca_err["mse"], 1e-30)}
+
+
+def training_figures(ae: Any, seconds: float) -> dict[str, Any]:
+    """Epochs, steps, time, throughput, events and findings of a trained ``Autoencoder``."""
+    epochs = ae.history.epochs
+    return {"epochs": len(epochs), "steps": ae.trainer.step,
+            "skipped_steps": ae.trainer.skipped_steps, "train_seconds": seconds,
+            "samples_per_second": sum(e["samples_per_second"] * e["seconds"] for e in epochs)
+            / max(1e-9, sum(e["seconds"] for e in epochs)),
+            "fast_path": ae.trainer.use_fastpath,
+            "final_train_loss": epochs[-1]["train_loss"] if epochs else None,
+            "events": ae.history.events, "findings": findings_of(ae.trainer)}
+
+
+def validation_errors(ae: Any, run: Any) -> dict[str, float]:
+    """``val_mse`` of a trained ``Autoencoder`` and ``pca_val_mse`` (to the targets), in the
+    scaled space; ``run`` is a :class:`PreparedRun` or a streamed run."""
+    target = run.y_val if run.y_val is not None else run.x_val
+    return {"val_mse": reconstruction_errors(target, ae.reconstruct_scaled(run.x_val))["mse"],
+            "pca_val_mse": pca_validation_mse(run)}
 
 
 def with_config(run: PreparedRun, **changes: Any) -> PreparedRun:

@@ -13,20 +13,21 @@ from aekit import __version__
 from aekit.api import Autoencoder
 from aekit.config import RunConfig
 from aekit.data.out_of_core import should_stream
-from aekit.pipeline import (PreparedRun, errors_vs_pca, pca_validation_mse, prepare_spec,
-                            reconstruction_errors, starts_from_pca)
+from aekit.apps.stream_train import train_streaming
+from aekit.pipeline import (PreparedRun, errors_vs_pca, prepare_spec, starts_from_pca,
+                            training_figures, validation_errors)
+from aekit.report import write_report
 from aekit.errors import TrainingError
 from aekit.serialization import write_json
 from aekit.training.callbacks import Callback, MetricsWriter
 from aekit.training import distributed
 from aekit.training.checkpoint import prepare_checkpoints
-from aekit.training.findings import finding_headline, findings_of
+from aekit.training.findings import finding_headline
 
 
 def summarize(ae: Autoencoder, run: PreparedRun, seconds: float) -> dict[str, Any]:
     """The numbers of ``summary.json``: training figures, errors, and PCA at the same size
     (the PCA the pipeline fitted on the training split, which also started the model)."""
-    history = ae.history
     cfg = ae.config
     summary: dict[str, Any] = {
         "aekit_version": __version__,
@@ -46,25 +47,6 @@ def summarize(ae: Autoencoder, run: PreparedRun, seconds: float) -> dict[str, An
     return summary
 
 
-def training_figures(ae: Autoencoder, seconds: float) -> dict[str, Any]:
-    """Epochs, steps, time, throughput, events and findings of a finished run."""
-    epochs = ae.history.epochs
-    return {"epochs": len(epochs), "steps": ae.trainer.step,
-            "skipped_steps": ae.trainer.skipped_steps, "train_seconds": seconds,
-            "samples_per_second": sum(e["samples_per_second"] * e["seconds"] for e in epochs)
-            / max(1e-9, sum(e["seconds"] for e in epochs)),
-            "fast_path": ae.trainer.use_fastpath,
-            "final_train_loss": epochs[-1]["train_loss"] if epochs else None,
-            "events": ae.history.events, "findings": findings_of(ae.trainer)}
-
-
-def validation_errors(ae: Autoencoder, run: PreparedRun) -> dict[str, float]:
-    """``val_mse`` of the model and of PCA (to the targets), in the scaled space."""
-    target = run.y_val if run.y_val is not None else run.x_val
-    return {"val_mse": reconstruction_errors(target, ae.reconstruct_scaled(run.x_val))["mse"],
-            "pca_val_mse": pca_validation_mse(run)}
-
-
 def train_run(cfg: RunConfig, out_dir: str | Path,
               callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train as ``aekit train`` does and write the run folder.
@@ -81,8 +63,6 @@ def train_run(cfg: RunConfig, out_dir: str | Path,
         DataError / ConfigError: bad input, raised before anything is written.
     """
     if should_stream(cfg.data.data):  # a .npy bigger than memory: streamed in chunks
-        from aekit.apps.stream_train import train_streaming
-
         return train_streaming(cfg, out_dir, callbacks)
     run = prepare_spec(cfg)
     cfg = run.config
@@ -108,8 +88,6 @@ def train_run(cfg: RunConfig, out_dir: str | Path,
     summary = summarize(ae, run, seconds)
     write_json(out_dir / "summary.json", summary)
     if cfg.train.report:  # aekit train --report
-        from aekit.report import write_report
-
         write_report(out_dir)
     return summary
 

@@ -10,9 +10,7 @@ import torch
 
 from aekit.config import RunConfig
 from aekit.serialization import write_json
-from aekit.training.lr_range import (MEDIAN_WINDOW, MIN_DROP, NUM_STEPS, SKIP_START,  # noqa: F401
-                                     SMOOTHING, STOP_FACTOR, LRFindResult, auto_lr, lr_find,
-                                     smooth, suggest)
+from aekit.training.lr_range import NUM_STEPS, LRFindResult, lr_find
 
 
 def save_curve(result: LRFindResult, out_dir: str | Path) -> tuple[Path, Path]:

@@ -1,60 +1,153 @@
 """``aekit train`` on a ``.npy`` bigger than memory (see :mod:`aekit.data.out_of_core`).
 
-The last ``validation_split`` of the rows (at most ``MAX_VAL_ROWS``) is the validation set,
-held in memory; the rows before it stream in shuffled chunks. The run folder is the usual one
-(``model.safetensors``, ``config.json``, ``metrics.jsonl``, ``summary.json``, checkpoints).
-With ``--test`` the test set is loaded in memory and scored next to PCA at the same size,
-fitted incrementally (``IncrementalPCA``) over the scaled training rows, block by block.
+The run is prepared with the pipeline's decisions (:mod:`aekit.pipeline`), so that the same file
+and options give the same split, scaler, defaults and output as ``aekit train`` in memory:
+
+1. split: :func:`~aekit.pipeline.split_plan` over the file's rows (``--test-split`` when there
+   is no ``--test``). The validation and test rows (at most ``MAX_HELD_ROWS`` each) are read
+   into memory; every other row is a training row, streamed in shuffled chunks.
+2. scale: the raw range and the statistics of the training rows, in streaming passes;
+   :func:`~aekit.pipeline.choose_scaler` picks the mode.
+3. defaults and output: :func:`~aekit.pipeline.data_defaults`,
+   :func:`~aekit.pipeline.choose_output` (from the scaled training rows' range).
+4. PCA: incremental PCA over the scaled training rows, block by block, at the latent size: it
+   starts the model's linear path (``pca_init``) and is the yardstick of the validation and
+   test errors (``"pca": "incremental"`` in ``summary.json``).
+
+The run folder is the usual one (``model.safetensors``, ``config.json``, ``metrics.jsonl``,
+``summary.json``, checkpoints).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from aekit import __version__
 from aekit.api import Autoencoder
 from aekit.baselines.pca import fit_pca_streamed
 from aekit.config import RunConfig
-from aekit.data import Dataset, check_n_features, load
+from aekit.data import Dataset, Scaler, check_n_features, load
 from aekit.data.out_of_core import CHUNK_BYTES, ChunkedNpy, StreamedTrainingData
-from aekit.errors import ConfigError
-from aekit.runner import errors_on_test_set
+from aekit.errors import ConfigError, TrainingError
+from aekit.pipeline import (PCABaseline, choose_output, choose_scaler, comparable_with_pca,
+                            data_defaults, errors_vs_pca, held_count, in_unit_range,
+                            pca_validation_mse, split_plan, starts_from_pca, training_figures,
+                            validation_errors)
 from aekit.serialization import write_json
 from aekit.training import distributed
 from aekit.training.callbacks import Callback, MetricsWriter, ProgressBar
 from aekit.training.checkpoint import prepare_checkpoints
 from aekit.training.doctor import default_callbacks
-from aekit.training.findings import findings_of
-from aekit.training.trainer import Trainer, resolve_device
+from aekit.training.lr_range import NUM_STEPS, auto_lr
+from aekit.training.trainer import Trainer
 
 CHUNK_ENV = "AEKIT_OUT_OF_CORE_CHUNK_BYTES"
-MAX_VAL_ROWS = 4096  # held in memory: bounded
+PROBE_ROWS = 256  # training rows spread over the file: diagnostics and tensorboard probe
 
 
-def split_tail(source: ChunkedNpy, fraction: float) -> tuple[ChunkedNpy, int]:
-    """The training part of ``source`` (its first rows) and the first validation row."""
-    n_val = min(MAX_VAL_ROWS, int(round(source.n_samples * fraction)))
-    if fraction > 0 and n_val == 0 and source.n_samples > 1:
-        n_val = 1
-    train = copy.copy(source)
-    train.n_samples = source.n_samples - n_val
-    return train, train.n_samples
+@dataclass
+class StreamedRun:
+    """A streamed run prepared by the pipeline's rules: what
+    :meth:`aekit.api.Autoencoder.build_prepared` reads from a :class:`~aekit.pipeline.PreparedRun`,
+    with the training rows left in the file.
+
+    Attributes:
+        config: the options with the data-dependent defaults filled in.
+        data: the file (``sample_shape``, ``kind``, ``pixel_max``, chunk layout).
+        train_index, val_index, test_index: rows of the file (sorted); ``test_index`` is empty
+            with ``--test``. held: validation and test rows together, never trained on.
+        scaler: fitted on the training rows. output_activation: sigmoid or identity.
+        x_val: the scaled validation rows (or None). y_val: None (no separate target).
+        test, test_source: the test set (raw: ``--test`` or the held rows) and its origin.
+        pca: incremental PCA at the latent size on the scaled training rows.
+    """
+
+    config: RunConfig
+    data: ChunkedNpy
+    train_index: np.ndarray
+    val_index: np.ndarray
+    test_index: np.ndarray
+    held: np.ndarray
+    scaler: Scaler
+    output_activation: str
+    x_val: np.ndarray | None
+    test: Dataset | None = None
+    test_source: str = "none"
+    pca: Any = None
+    y_val: None = None
+
+    @property
+    def n_features(self) -> int:
+        """Values per sample."""
+        return self.data.n_features
 
 
-def _output_activation(cfg: RunConfig, scaling: str) -> str:
-    in_unit_range = scaling in ("unit", "minmax")
-    if cfg.model.loss == "bce" and not in_unit_range:
-        raise ConfigError(f"`loss` bce needs data scaled to [0, 1]; streamed data scaled "
-                          f"{scaling!r} is not. Use --loss mse or --scaling minmax")
-    if cfg.model.output_activation != "auto":
-        return cfg.model.output_activation
-    return "sigmoid" if in_unit_range else "identity"
+def split_rows(cfg: RunConfig, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) rows of a file of ``n_rows`` rows, as in memory: test rows
+    from ``--test-split`` unless ``--test`` is given (and none when they would be all or no
+    rows), then validation rows from the rest."""
+    test_fraction = 0.0 if cfg.data.test is not None else cfg.data.test_split
+    if held_count(n_rows, test_fraction) in (0, n_rows):
+        test_fraction = 0.0
+    return split_plan(n_rows, test_fraction, cfg.train.validation_split, cfg.train.seed)
+
+
+def chunk_bytes() -> int:
+    """Bytes of file per chunk (``AEKIT_OUT_OF_CORE_CHUNK_BYTES``, default 64 MB)."""
+    return int(os.environ.get(CHUNK_ENV, CHUNK_BYTES))
+
+
+def prepare_streamed(cfg: RunConfig, chunk_size: int | None = None) -> StreamedRun:
+    """Split, scale, choose the defaults and the output, fit PCA, reading ``cfg.data.data``
+    (a ``.npy``) in streaming passes: never more than a block, the held rows and a chunk.
+
+    Raises:
+        DataError / ConfigError: bad data or options, before anything is trained.
+    """
+    source = ChunkedNpy(cfg.data.data, chunk_size or chunk_bytes())
+    test, test_source = None, "none"
+    if cfg.data.test is not None:  # loaded (and checked) before the passes over the file
+        test, test_source = load(cfg.data.test), cfg.data.test
+        check_n_features(test, source.n_features, cfg.data.test)
+    train_idx, val_idx, test_idx = split_rows(cfg, source.n_samples)
+    if not len(train_idx):
+        raise ConfigError(f"`validation_split` leaves no training samples out of "
+                          f"{source.n_samples - len(test_idx)}. Received: validation_split="
+                          f"{cfg.train.validation_split}")
+    held = np.union1d(val_idx, test_idx).astype(np.int64)
+    stats = source.scan(held)  # every value checked; range and sums of the training rows
+    cfg = data_defaults(cfg, len(train_idx), source.n_features, source.kind)
+    scaler = choose_scaler(source.kind, float(stats.low.min()), float(stats.high.max()),
+                           cfg.data.scaling, source.pixel_max, cfg.data.data)
+    source.fit_scaler(scaler, stats, held)
+    if len(test_idx):
+        test = Dataset(source.gather(test_idx), source.sample_shape, source.kind,
+                       cfg.data.data, None, source.pixel_max)
+        test_source = f"{cfg.data.test_split:.0%} of {cfg.data.data} held back"
+    x_val = scaler.transform(source.gather(val_idx)) if len(val_idx) else None
+    bounds = [np.inf, -np.inf]  # the scaled training rows' range, taken during the PCA pass
+    pca = fit_pca_streamed(_scaled_blocks(source, scaler, held, bounds), cfg.model.latent_dim,
+                           len(train_idx), source.n_features)
+    output = choose_output(cfg, in_unit_range(*bounds), scaler.mode)
+    return StreamedRun(cfg, source, train_idx, val_idx, test_idx, held, scaler, output, x_val,
+                       test, test_source, pca)
+
+
+def _scaled_blocks(source: ChunkedNpy, scaler: Scaler, held: np.ndarray,
+                   bounds: list[float]) -> Iterator[np.ndarray]:
+    """The scaled training rows block by block; ``bounds`` becomes their [min, max]."""
+    for _, rows in source.blocks(held=held):
+        if len(rows):
+            x = scaler.transform(rows)
+            bounds[0], bounds[1] = min(bounds[0], float(x.min())), max(bounds[1], float(x.max()))
+            yield x
 
 
 def train_streaming(cfg: RunConfig, out_dir: str | Path,
@@ -65,63 +158,58 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
         The summary (also written to ``summary.json`` on rank 0).
 
     Raises:
-        DataError: unreadable file or non-finite values (checked in a streaming pass first).
+        DataError / ConfigError: unreadable file, non-finite values or bad options (found by
+            the streaming passes, before anything is written).
     """
     out_dir = Path(out_dir)
-    source = ChunkedNpy(cfg.data.data, int(os.environ.get(CHUNK_ENV, CHUNK_BYTES)))
-    source.check_finite()
-    test = None
-    if cfg.data.test is not None:  # loaded (and checked) before any training
-        test = load(cfg.data.test)
-        check_n_features(test, source.n_features, cfg.data.test)
-    train_src, val_start = split_tail(source, cfg.train.validation_split)
-    ae = Autoencoder(config=cfg)
-    ae.scaler = train_src.fit_scaler(cfg.data.scaling)
-    ae.sample_shape, ae.data_kind = source.sample_shape, \
-        "image" if len(source.shape) > 2 else "tabular"
-    ae.output_activation = _output_activation(cfg, ae.scaler.mode)
-    ae._apply_threads()
-    torch.manual_seed(cfg.train.seed)
-    ae.device = resolve_device(cfg.train.device)
-    ae.model = ae._build(source.n_features)
-    if cfg.train.lr_auto:  # the range test on as many rows as it draws, from all over
-        from aekit.apps.lr_find import NUM_STEPS, auto_lr
-
-        rows = train_src.spread_rows(min(NUM_STEPS * cfg.train.batch_size,
-                                         train_src.chunk_rows))
-        sample = torch.from_numpy(ae.scaler.transform(rows))
-        cfg = ae.config = auto_lr(ae.model, cfg, sample.to(ae.device))
-    x_val = None
-    if val_start < source.n_samples:
-        x_val = torch.from_numpy(ae.scaler.transform(
-            source.read_rows(val_start, source.n_samples))).to(ae.device)
-    data = StreamedTrainingData(train_src, ae.scaler, ae.device)
+    run = prepare_streamed(cfg)
+    ae = Autoencoder(config=run.config)
+    ae.build_prepared(run)
+    cfg = run.config
+    # training rows spread over the file: the range test's rows and the probes
+    n_sample = min(NUM_STEPS * cfg.train.batch_size, run.data.chunk_rows) if cfg.train.lr_auto \
+        else PROBE_ROWS
+    sample = torch.from_numpy(run.scaler.transform(
+        run.data.spread_rows(n_sample, held=run.held))).to(ae.device)
+    probe = sample[::max(1, len(sample) // PROBE_ROWS)]
+    if cfg.train.lr_auto:
+        cfg = ae.config = auto_lr(ae.model, cfg, sample)
+    x_val = torch.from_numpy(run.x_val).to(ae.device) if run.x_val is not None else None
+    data = StreamedTrainingData(run.data, run.scaler, ae.device, run.held)
     main = distributed.is_main_process()
     hooks: list[Callback] = [*callbacks]
+    metrics = None
     if main:
-        hooks = [MetricsWriter(out_dir / "metrics.jsonl", append=cfg.train.resume),
-                 prepare_checkpoints(cfg, out_dir), *hooks]
+        metrics = MetricsWriter(out_dir / "metrics.jsonl", append=cfg.train.resume)
+        hooks = [metrics, prepare_checkpoints(cfg, out_dir), *hooks]
     else:
         hooks = [distributed.follower_checkpointer(cfg, out_dir), *hooks]
-    hooks += default_callbacks(cfg.train, x_val, hooks)
+    pca_val = pca_validation_mse(run)
+    if pca_val is not None and comparable_with_pca(cfg):
+        hooks.append(PCABaseline(pca_val, int(run.pca.n_components_)))
+    hooks += default_callbacks(cfg.train, probe, hooks)
     if cfg.train.tensorboard and main:  # --tensorboard DIR: the probe is the validation rows
         from aekit.training.tensorboard import TensorBoardWriter
 
-        probe = x_val if x_val is not None else torch.from_numpy(
-            ae.scaler.transform(train_src.spread_rows(64))).to(ae.device)
-        hooks.append(TensorBoardWriter(cfg.train.tensorboard, probe, ae.sample_shape))
+        hooks.append(TensorBoardWriter(cfg.train.tensorboard,
+                                       x_val if x_val is not None else probe, ae.sample_shape))
     if cfg.train.progress:
         hooks.append(ProgressBar())
     ae.trainer = Trainer(ae.model, cfg, hooks)
     t0 = time.perf_counter()
-    ae.history = ae.trainer.fit(data, x_val)
+    try:
+        ae.history = ae.trainer.fit(data, x_val)
+    except TrainingError as exc:
+        if metrics is None:
+            raise
+        metrics.on_train_end(ae.trainer, {})  # close metrics.jsonl with the last events
+        ae.save(out_dir)  # the doctor left the last good weights in the model
+        raise TrainingError(f"{exc}. The last good weights are saved in {out_dir}") from exc
     seconds = time.perf_counter() - t0
     if not main:
         return {}
     ae.save(out_dir)
-    summary = _summary(ae, source, train_src, x_val, seconds)
-    if test is not None:
-        summary.update(_test_and_pca(ae, train_src, test))
+    summary = summarize_streamed(ae, run, seconds)
     write_json(out_dir / "summary.json", summary)
     if cfg.train.report:  # --report: pictures from a sample of the file, not all of it
         from aekit.report import write_report
@@ -130,32 +218,23 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     return summary
 
 
-def _summary(ae: Autoencoder, source: ChunkedNpy, train_src: ChunkedNpy,
-             x_val: torch.Tensor | None, seconds: float) -> dict[str, Any]:
-    epochs = ae.history.epochs
+def summarize_streamed(ae: Autoencoder, run: StreamedRun, seconds: float) -> dict[str, Any]:
+    """``summary.json`` of a streamed run: the in-memory run's numbers (errors in the scaled
+    space, next to PCA's) with the chunk layout."""
+    cfg = ae.config
     summary: dict[str, Any] = {
-        "aekit_version": __version__, "data": ae.config.data.data, "test": "none",
-        "out_of_core": True, "chunk_rows": train_src.chunk_rows,
-        "n_chunks": train_src.n_chunks, "n_train": train_src.n_samples,
-        "n_val": source.n_samples - train_src.n_samples, "n_test": 0,
-        "n_features": source.n_features, "latent_dim": ae.config.model.latent_dim,
-        "epochs": len(epochs), "steps": ae.trainer.step,
-        "skipped_steps": ae.trainer.skipped_steps, "train_seconds": seconds,
-        "samples_per_second": sum(e["samples_per_second"] * e["seconds"] for e in epochs)
-        / max(1e-9, sum(e["seconds"] for e in epochs)),
-        "fast_path": ae.trainer.use_fastpath,
-        "final_train_loss": epochs[-1]["train_loss"], "events": ae.history.events,
-        "findings": findings_of(ae.trainer),
+        "aekit_version": __version__, "data": cfg.data.data, "test": run.test_source,
+        "out_of_core": True, "chunk_rows": run.data.chunk_rows, "n_chunks": run.data.n_chunks,
+        "n_train": int(len(run.train_index)), "n_val": int(len(run.val_index)),
+        "n_test": run.test.n_samples if run.test is not None else 0,
+        "n_features": run.n_features, "latent_dim": cfg.model.latent_dim,
+        "hidden": list(cfg.model.hidden), "batch_size": cfg.train.batch_size,
+        "pca_init": starts_from_pca(cfg, ae.output_activation),
+        **training_figures(ae, seconds),
+        "pca_components": int(run.pca.n_components_), "pca": "incremental",
     }
-    if x_val is not None:  # in scaled units, as Autoencoder.score
-        summary["val_mse"] = ae.score(ae.scaler.inverse_transform(x_val.cpu().numpy()))["mse"]
+    if run.x_val is not None:
+        summary.update(validation_errors(ae, run))
+    if run.test is not None:
+        summary.update(errors_vs_pca(ae.reconstruct_scaled, ae.scaler, run.pca, run.test.x))
     return summary
-
-
-def _test_and_pca(ae: Autoencoder, train_src: ChunkedNpy, test: Dataset) -> dict[str, Any]:
-    """The test error next to PCA's at the same size (incremental, over the training rows)."""
-    pca = fit_pca_streamed((ae.scaler.transform(rows) for _, rows in train_src.blocks()),
-                           ae.config.model.latent_dim, train_src.n_samples, train_src.n_features)
-    return {"test": ae.config.data.test, "n_test": test.n_samples,
-            "pca_components": int(pca.n_components_), "pca": "incremental",
-            **errors_on_test_set(ae, pca, test)}

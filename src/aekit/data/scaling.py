@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from aekit.data.dataset import Dataset
 from aekit.errors import ConfigError, DataError, FormatError
 
 MODES = ("unit", "standard", "minmax", "none")
@@ -88,13 +87,24 @@ class Scaler:
                 f"Received: shape {x.shape}"
             )
         if self.mode == "standard":
-            mean, std = _mean_std(x)
-            constant = (std == 0) | (std <= 10 * np.finfo(np.float64).eps * np.abs(mean))
-            self.shift, self.scale = mean, np.where(constant, 1.0, std)
-        else:
-            low = x.min(axis=0).astype(np.float64)
-            span = x.max(axis=0).astype(np.float64) - low
-            self.shift, self.scale = low, np.where(span > 0, span, 1.0)
+            return self.set_statistics(*_mean_std(x))
+        return self.set_statistics(x.min(axis=0), x.max(axis=0))
+
+    def set_statistics(self, first: np.ndarray, second: np.ndarray) -> Scaler:
+        """Fit from per-feature statistics computed elsewhere (streaming passes over a file):
+        ``standard`` takes (mean, population std), ``minmax`` (min, max). The one rule for
+        constant features: a std of (almost) 0 or a span of 0 becomes a scale of 1.
+
+        Returns:
+            self.
+        """
+        first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+        if self.mode == "standard":
+            constant = (second == 0) | (second <= 10 * np.finfo(np.float64).eps * np.abs(first))
+            self.shift, self.scale = first.copy(), np.where(constant, 1.0, second)
+        elif self.mode == "minmax":
+            span = second - first
+            self.shift, self.scale = first.copy(), np.where(span > 0, span, 1.0)
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
