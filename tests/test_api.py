@@ -11,7 +11,8 @@ FAST = dict(epochs=15, batch_size=16, progress=False)
 
 
 def test_fit_learns_and_beats_an_untrained_model(blobs):
-    ae = aekit.Autoencoder(latent_dim=3, hidden=(16,), lr=0.01, **FAST)
+    ae = aekit.Autoencoder(latent_dim=3, hidden=(16,), lr=0.01, pca_init=False,
+                           early_stopping_patience=None, **FAST)
     history = ae.fit(blobs, epochs=60, validation_split=0.2)
     losses = history["loss"]
     assert len(losses) == 60 and losses[-1] < 0.2 * losses[0]
@@ -38,7 +39,11 @@ def test_torch_tensors_and_image_stacks_are_accepted():
     ae = aekit.Autoencoder(latent_dim=4, hidden=(8,), **FAST)
     ae.fit(torch.from_numpy(images))
     assert ae.sample_shape == (6, 5) and ae.scaler.mode == "unit"
-    assert ae.output_activation == "sigmoid"
+    assert ae.output_activation == "identity"  # the linear path starts at PCA's solution
+    assert ae.reconstruct(images).min() >= 0 and ae.reconstruct(images).max() <= 255
+    plain = aekit.Autoencoder(latent_dim=4, hidden=(8,), pca_init=False, **FAST)
+    plain.fit(images)
+    assert plain.output_activation == "sigmoid"
     assert ae.encode(images).shape == (40, 4)
 
 
@@ -74,7 +79,7 @@ def test_validation_data_and_early_stopping_restores_best(blobs):
                            schedule="constant", epochs=60, batch_size=8, progress=False)
     history = ae.fit(blobs[:80], validation_data=blobs[80:])
     val = history["val_loss"]
-    best = min(val)
+    best = min(val + [history.initial_val_loss])  # the starting weights are a candidate too
     if len(val) < 60:
         assert any(e["kind"] == "early_stop" for e in history.events)
     assert ae.score(blobs[80:])["mse"] == pytest.approx(best, rel=1e-4)
@@ -110,12 +115,13 @@ def test_best_validation_weights_are_kept_by_default(blobs):
     # a big model, a high constant lr and a small training split: validation loss ends worse
     # than its best, and the run ends with the best epoch's weights
     options = dict(latent_dim=6, hidden=(64,), lr=0.03, schedule="constant", epochs=80,
-                   batch_size=8, progress=False, seed=3)
+                   batch_size=8, progress=False, seed=3, pca_init=False,
+                   early_stopping_patience=None)
     ae = aekit.Autoencoder(**options)
     history = ae.fit(blobs[:40], validation_data=blobs[40:])
     val = history["val_loss"]
     assert val[-1] > min(val)
-    assert [e["kind"] for e in history.events] == ["best_weights"]
+    assert [e["kind"] for e in history.events] == ["pca_baseline", "best_weights"]
     assert ae.score(blobs[40:])["mse"] == pytest.approx(min(val), rel=1e-4)
     plain = aekit.Autoencoder(restore_best_weights=False, **options)
     plain.fit(blobs[:40], validation_data=blobs[40:])

@@ -69,7 +69,8 @@ def test_help_shows_defaults():
     result = _run("train", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())  # argparse wraps lines
-    assert "(default: 16)" in text and "--clip-norm" in text
+    assert "--latent-dim LATENT_DIM size of the code" in text and "--clip-norm" in text
+    assert "(default: from the data)" in text and "(default: 0.1)" in text
     assert "(default: one_cycle)" in text
 
 

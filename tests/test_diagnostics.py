@@ -20,7 +20,7 @@ from aekit.training.diagnostics import (Diagnostics, activation_stats, clipped_n
                                         grad_norm_by_layer, layer_name)
 from aekit.training.optim import FlatParams
 
-TINY = dict(hidden=(16, 8), latent_dim=3, progress=False, seed=0, threads=1)
+TINY = dict(hidden=(16, 8), latent_dim=3, progress=False, seed=0, threads=1, pca_init=False)
 
 
 def _fit(x: np.ndarray, every: int = 5, **options) -> tuple[Autoencoder, Diagnostics]:
@@ -183,6 +183,8 @@ def test_synthetic_healthy_history_has_no_finding():
     ("non_finite", _epochs(HEALTHY_LOSSES, skipped=3)),
     ("overfitting", _epochs(HEALTHY_LOSSES, [1.0, 0.7, 0.5, 0.45, 0.44, 0.46, 0.5, 0.55, 0.6,
                                              0.65])),
+    ("worse_than_pca", _epochs(HEALTHY_LOSSES, [v * 1.1 for v in HEALTHY_LOSSES]) + [
+        {"type": "event", "kind": "pca_baseline", "step": 0, "val_mse": 0.1, "latent_dim": 3}]),
 ])
 def test_each_detector_fires_on_a_history_built_for_it(kind, records):
     found = F.find_all(records)
@@ -252,6 +254,98 @@ def test_overfitting_with_the_best_weights_kept_is_a_low_finding():
     assert "best epoch were kept" in kept.message and "not harmed" in kept.advice
 
 
+def _pca(val_mse, k=3):
+    return {"type": "event", "kind": "pca_baseline", "step": 0, "epoch": 0, "val_mse": val_mse,
+            "latent_dim": k, "message": f"PCA-{k} validation mse {val_mse}"}
+
+
+def test_worse_than_pca_needs_the_baseline_and_a_margin():
+    val = [v * 1.1 for v in HEALTHY_LOSSES]  # ends at 0.143
+    healthy = _epochs(HEALTHY_LOSSES, val)
+    assert F.detect_worse_than_pca(*F.split_records(healthy)) is None  # no event, no finding
+    for pca in (0.2, 0.143, 0.1425):  # better than PCA, equal, within 1%
+        assert F.detect_worse_than_pca(*F.split_records(healthy + [_pca(pca)])) is None, pca
+    finding = F.detect_worse_than_pca(*F.split_records(healthy + [_pca(0.11)]))
+    assert finding.severity == "high" and finding.kind == "worse_than_pca"
+    assert finding.evidence["ratio"] == pytest.approx(0.143 / 0.11)
+    assert "0.143" in finding.message and "0.11" in finding.message and "1.3x" in finding.message
+    assert "PCA-3" in finding.message and "--pca-init" in finding.advice
+    assert "--latent-dim is not the fix" in finding.advice
+    no_val = _epochs(HEALTHY_LOSSES)  # no validation loss: nothing to compare
+    assert F.detect_worse_than_pca(*F.split_records(no_val + [_pca(0.01)])) is None
+
+
+def test_worse_than_pca_judges_the_weights_the_run_kept():
+    val = [1.0, 0.7, 0.5, 0.45, 0.44, 0.46, 0.5, 0.55, 0.6, 0.65]
+    records = _epochs(HEALTHY_LOSSES, val) + [_pca(0.445)]
+    assert F.detect_worse_than_pca(*F.split_records(records)).evidence["epoch"] == 10
+    kept = records + [{"type": "event", "kind": "best_weights", "step": 100, "best_epoch": 5}]
+    assert F.detect_worse_than_pca(*F.split_records(kept)) is None  # epoch 5: 0.44
+    stopped = records + [{"type": "event", "kind": "early_stop", "step": 100, "best_epoch": 4,
+                          "best_val_loss": 0.45}]
+    finding = F.detect_worse_than_pca(*F.split_records(stopped))
+    assert finding.evidence["val_loss"] == 0.45 and finding.evidence["best_weights_kept"]
+    # the starting weights put back (best epoch 0): their score is the first epoch's
+    # initial_val_loss, or the event's best_val_loss
+    records[0]["initial_val_loss"] = 0.446
+    start = records + [{"type": "event", "kind": "best_weights", "step": 100, "best_epoch": 0}]
+    assert F.saved_val_loss(*F.split_records(start)[::2]) == (0.446, 0)
+    assert F.detect_worse_than_pca(*F.split_records(start)) is None
+
+
+def test_worse_than_pca_cannot_fire_when_the_start_is_pca_and_the_best_is_kept():
+    # A run whose starting weights are PCA's solution, scored before training and kept as the
+    # best candidate: it ends at PCA's validation loss or below, so the finding cannot fire
+    import torch
+
+    from aekit.config import RunConfig
+    from aekit.training.trainer import Trainer, mean_loss
+
+    class Worsen(Callback):
+        def on_step_end(self, trainer, step, loss):
+            trainer.flat.data.add_(0.05)
+
+    def run(**options):
+        torch.manual_seed(0)
+        cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=4, batch_size=8,
+                                  progress=False, **options)
+        model = MLPAutoencoder(cfg.model, 5, "sigmoid")
+        x = torch.rand(32, 5, generator=torch.Generator().manual_seed(1))
+        trainer = Trainer(model, cfg, [Worsen()])
+        # stands for PCA's validation error: the starting weights' (a pca_init model's)
+        trainer.log_event("pca_baseline", "baseline", val_mse=mean_loss(model, x[24:]),
+                          latent_dim=2)
+        trainer.fit(x[:24], x[24:])
+        return [f["kind"] for f in F.findings_of(trainer)]
+
+    assert "worse_than_pca" not in run()
+    assert "worse_than_pca" in run(restore_best_weights=False, early_stopping_patience=None)
+
+
+def test_overfitting_states_the_train_validation_gap():
+    records = _epochs(HEALTHY_LOSSES, [1.0, 0.7, 0.5, 0.45, 0.44, 0.46, 0.5, 0.55, 0.6, 0.65])
+    for extra in ([], [{"type": "event", "kind": "best_weights", "step": 100, "best_epoch": 5}]):
+        finding = F.detect_overfitting(*F.split_records(records + extra))
+        assert "validation 0.65 vs train 0.13 (5.00x, gap 0.52)" in finding.message
+        assert finding.evidence["train_val_gap"] == pytest.approx(0.52)
+        assert finding.evidence["val_train_ratio"] == pytest.approx(5.0)
+
+
+def test_steps_relative_to_layers_grown_from_zero_are_not_exploding():
+    # a pca_init MLP's hidden-path output layers start at zero: early steps move them by many
+    # times their (tiny) norm; the linear PCA path's layers still count
+    layers = {**HEALTHY_LAYERS, "encoder.2": {"grad_rms": 1e-3, "update_ratio": 2.4}}
+    side = ["linear_encoder", "linear_decoder", "encoder.2", "decoder.1"]
+    sample = {**_diag(**layers), "side_layers": side}
+    assert F.detect_exploding(*F.split_records([sample])) is None
+    layers["linear_encoder"] = {"grad_rms": 1e-3, "update_ratio": 0.5}
+    sample = {**_diag(**layers), "side_layers": side}
+    finding = F.detect_exploding(*F.split_records([sample]))
+    assert finding.evidence["layer"] == "linear_encoder"
+    assert F.detect_exploding(*F.split_records([_diag(**layers)])).evidence["layer"] == \
+        "encoder.2"  # without side_layers every layer counts
+
+
 def test_findings_are_sorted_most_important_first():
     records = _epochs([1.0, 0.5, 0.3, 0.6, 2.0], skipped=2) + [_diag(l0={"dead": 0.6})]
     severities = [f.severity for f in F.find_all(records)]
@@ -311,6 +405,9 @@ def _few_noisy_samples() -> np.ndarray:
 
 
 SGD = dict(optimizer="sgd", schedule="constant")
+# The runs built to go wrong start from random weights (not PCA's solution) and run to the end
+# (no early stopping), as a plain MLP would
+PLAIN = dict(pca_init=False, early_stopping_patience=None)
 REAL_RUNS = {
     # plain SGD at a learning rate that moves weights by a fifth of their norm in one step
     "exploding_gradients": (_blobs, [], dict(**SGD, lr=0.5, batch_size=20, epochs=5,
@@ -331,6 +428,8 @@ REAL_RUNS = {
                     dict(hidden=(128, 128), latent_dim=8, epochs=150, batch_size=10, lr=3e-3,
                          schedule="exponential", validation_split=0.5,
                          restore_best_weights=False)),
+    # far too few steps at a small learning rate from random weights: PCA reconstructs better
+    "worse_than_pca": (_blobs, [], dict(**SGD, lr=1e-3, epochs=3, batch_size=20)),
 }
 
 
@@ -339,7 +438,7 @@ def test_each_detector_fires_on_a_real_run_built_for_it(kind):
     make_data, callbacks, options = REAL_RUNS[kind]
     x = np.asarray(make_data(), dtype=np.float32)
     diag = Diagnostics(5, torch.from_numpy(x))
-    ae = Autoencoder(**{**TINY, **options})
+    ae = Autoencoder(**{**TINY, **PLAIN, **options})
     ae.fit(x, callbacks=[diag, *callbacks])
     found = {f["kind"]: f for f in ae.findings()}
     assert kind in found, f"{kind} not raised; found {sorted(found)}"
@@ -347,7 +446,8 @@ def test_each_detector_fires_on_a_real_run_built_for_it(kind):
 
 
 def test_real_healthy_run_has_no_finding(blobs):
-    ae, _ = _fit(blobs, every=5, epochs=15, batch_size=32, lr=5e-3, validation_split=0.2)
+    ae, _ = _fit(blobs, every=5, epochs=15, batch_size=32, lr=5e-3, validation_split=0.2,
+                 pca_init=True)
     assert F.findings_of(ae.trainer) == [] and ae.findings() == []
 
 

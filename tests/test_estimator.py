@@ -20,7 +20,7 @@ EXPECTED_FAILED: dict[str, str] = {}
 
 
 def _small(**kw) -> AutoencoderTransformer:
-    return AutoencoderTransformer(**{"n_components": 2, "hidden": (8,), "epochs": 2,
+    return AutoencoderTransformer(**{"n_components": 1, "hidden": (8,), "epochs": 2,
                                      "batch_size": 32, "random_state": 0, "threads": 1, **kw})
 
 
@@ -74,5 +74,5 @@ def test_bad_parameters_raise_with_the_value(digits):
     x, _ = digits
     with pytest.raises(ConfigError, match="latent_dim.*Received: latent_dim=0"):
         _small(n_components=0).fit(x[:50])
-    with pytest.raises(ValueError, match="expects 2"):
+    with pytest.raises(ValueError, match="expects 1"):
         _small().fit(x[:50]).inverse_transform(np.zeros((3, 5)))

@@ -132,7 +132,7 @@ def test_resume_refuses_other_data(tmp_path):
     x = np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
     np.save(data, x)
     train_run(_cfg(str(data)), tmp_path / "run")
-    x[3, 2] += 1.0
+    x[:10, 2] += 1.0  # some of these rows are training rows (others test or validation rows)
     np.save(data, x)
     with pytest.raises(ConfigError, match="other data: the training split differs in its values"):
         train_run(_cfg(str(data), resume=True), tmp_path / "run")
@@ -160,7 +160,7 @@ class _Crash(Callback):
 @pytest.mark.parametrize("options, crash_at", [
     ({"dropout": 0.2, "optimizer": "adam"}, 9),  # autograd path, dropout draws global RNG
     ({"batch_norm": True, "optimizer": "momentum", "early_stopping_patience": 2,
-      "schedule": "plateau", "plateau_patience_epochs": 1}, 13),
+      "schedule": "plateau", "plateau_patience_epochs": 1}, 7),  # it stops after epoch 2
     ({"optimizer": "nesterov", "l2": 1e-3, "clip_norm": 0.5, "schedule": "cosine"}, 4),
 ])
 def test_in_process_crash_and_resume_is_bitwise(tmp_path, options, crash_at):
@@ -178,3 +178,108 @@ def test_in_process_crash_and_resume_is_bitwise(tmp_path, options, crash_at):
         assert want[key].numpy().tobytes() == got[key].numpy().tobytes(), key
     assert _epoch_steps(tmp_path / "crashed" / "metrics.jsonl") == \
         _epoch_steps(tmp_path / "whole" / "metrics.jsonl")
+
+
+# -- the Trainer itself: best weights (possibly the starting ones), targets ---------------------
+class _Worsen(Callback):
+    """Pushes every weight up after each step: no epoch beats the starting weights."""
+
+    def on_step_end(self, trainer, step: int, loss: float) -> None:
+        trainer.flat.data.add_(0.05)
+
+
+def _fit_trainer(folder: Path, cfg: RunConfig, data: dict, callbacks=(), resume: bool = False):
+    import torch
+
+    from aekit.models import MLPAutoencoder
+    from aekit.training.checkpoint import Checkpointer, load_latest
+    from aekit.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    model = MLPAutoencoder(cfg.model, 5, "sigmoid")
+    state = load_latest(folder) if resume else None
+    checkpointer = Checkpointer(folder, cfg.train.checkpoint_every_steps, resume_from=state)
+    trainer = Trainer(model, cfg, [checkpointer, *callbacks])
+    trainer.fit(**data)
+    return trainer
+
+
+def _data(with_target: bool) -> dict:
+    import torch
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(40, 5, generator=g)
+    data = {"x_train": x[:30], "x_val": x[30:]}
+    if with_target:  # denoising: noisy inputs, clean targets
+        noisy = (x + 0.1 * torch.randn(40, 5, generator=g)).clamp(0, 1)
+        data = {"x_train": noisy[:30], "x_val": noisy[30:], "y_train": x[:30], "y_val": x[30:]}
+    return data
+
+
+@pytest.mark.parametrize("options, worsen, target, crash_at", [
+    # no epoch beats the start: the starting weights (best epoch 0) and the early-stopping
+    # counters must survive the crash; it stops after 3 epochs and puts them back
+    ({"early_stopping_patience": 3}, True, False, 5),
+    ({"early_stopping_patience": None}, True, True, 11),
+    # ordinary training toward a target (denoising), crash mid-epoch
+    ({"optimizer": "adam", "lr": 0.01}, False, True, 7),
+])
+def test_trainer_crash_and_resume_keeps_best_state_and_target(tmp_path, options, worsen, target,
+                                                              crash_at):
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=5, batch_size=8,
+                              checkpoint_every_steps=3, progress=False, **options)
+    data = _data(target)
+    extra = [_Worsen()] if worsen else []
+    whole = _fit_trainer(tmp_path / "whole", cfg, data, extra)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_trainer(tmp_path / "crashed", cfg, data, [*extra, _Crash(crash_at)])
+    resumed = _fit_trainer(tmp_path / "crashed", cfg, data, extra, resume=True)
+    assert resumed._resumed
+    assert whole.flat.data.numpy().tobytes() == resumed.flat.data.numpy().tobytes()
+    assert resumed.history.initial_val_loss == whole.history.initial_val_loss is not None
+
+    def timeless(epochs):
+        return [{k: v for k, v in e.items() if k not in ("seconds", "samples_per_second")}
+                for e in epochs]
+
+    assert timeless(resumed.history.epochs) == timeless(whole.history.epochs)
+    assert [e["kind"] for e in resumed.history.events] == [e["kind"] for e in
+                                                           whole.history.events]
+    if worsen:
+        assert whole.history.events[-1]["best_epoch"] == 0
+
+
+def test_resume_refuses_another_target(tmp_path):
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=2, batch_size=8,
+                              checkpoint_every_steps=3, progress=False)
+    data = _data(True)
+    _fit_trainer(tmp_path / "run", cfg, data)
+    other = dict(data, y_train=data["y_train"].flip(0).contiguous())
+    with pytest.raises(ConfigError, match="differs in its reconstruction target"):
+        _fit_trainer(tmp_path / "run", cfg, other, resume=True)
+    no_target = {"x_train": data["x_train"], "x_val": data["x_val"]}
+    with pytest.raises(ConfigError, match="reconstruction target"):
+        _fit_trainer(tmp_path / "run", cfg, no_target, resume=True)
+
+
+def test_an_event_logged_at_the_start_is_not_repeated_on_resume(tmp_path):
+    class Baseline(Callback):
+        def on_train_begin(self, trainer) -> None:  # as the run pipeline's PCABaseline
+            trainer.log_event("pca_baseline", "PCA-2 validation mse 0.05", val_mse=0.05,
+                              latent_dim=2)
+
+    class Seen(Callback):
+        def __init__(self) -> None:
+            self.kinds: list[str] = []
+
+        def on_event(self, trainer, event) -> None:
+            self.kinds.append(event["kind"])
+
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=3, batch_size=8,
+                              checkpoint_every_steps=2, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_trainer(tmp_path, cfg, _data(False), [Baseline(), _Crash(6)])
+    seen = Seen()
+    trainer = _fit_trainer(tmp_path, cfg, _data(False), [Baseline(), seen], resume=True)
+    assert "pca_baseline" not in seen.kinds
+    assert [e["kind"] for e in trainer.history.events].count("pca_baseline") == 1

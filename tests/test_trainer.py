@@ -109,3 +109,263 @@ def test_callbacks_see_every_step_and_epoch():
     # 32 samples in batches of 10: 4 steps per epoch (the last one has 2 samples)
     assert seen == [("step", 0), ("step", 1), ("step", 2), ("step", 3), ("epoch", 0, 4),
                     ("step", 4), ("step", 5), ("step", 6), ("step", 7), ("epoch", 1, 8)]
+
+
+# -- auto values ---------------------------------------------------------------------------------
+def test_auto_batch_size_and_patience():
+    from aekit.config import auto_batch_size, auto_patience
+
+    cfg, model, x = _setup(epochs=30, batch_size=None)
+    trainer = Trainer(model, cfg)
+    trainer.fit(x[:24], x[24:])
+    assert trainer.batch_size == auto_batch_size(24) == 16
+    assert trainer.steps_per_epoch == 2
+    assert trainer.patience == auto_patience(30)
+    cfg, model, x = _setup(epochs=3, batch_size=None, optimizer="gd")
+    trainer = Trainer(model, cfg)
+    trainer.fit(x)
+    assert trainer.batch_size == 32 and trainer.steps_per_epoch == 1  # gd: the whole split
+    cfg, model, x = _setup(epochs=3, early_stopping_patience=None)
+    trainer = Trainer(model, cfg)
+    trainer.fit(x)
+    assert trainer.patience is None
+
+
+def test_patience_none_never_stops_early():
+    cfg, model, x = _setup(epochs=12, batch_size=8, early_stopping_patience=None,
+                           restore_best_weights=False)
+    trainer = Trainer(model, cfg, [_Worsen()])
+    trainer.fit(x[:24], x[24:])
+    assert len(trainer.history.epochs) == 12
+    assert not [e for e in trainer.history.events if e["kind"] in ("early_stop", "best_weights")]
+
+
+# -- reconstruction targets ----------------------------------------------------------------------
+class _RecordingTrainer(Trainer):
+    """Keeps every (inputs, target) batch handed to the step."""
+
+    def train_step(self, xb, weight=1.0, target=None):
+        self.seen.append((xb.clone(), None if target is None else target.clone()))
+        return super().train_step(xb, weight, target)
+
+
+def test_a_target_takes_the_same_rows_as_the_inputs_and_is_trained_toward():
+    cfg, model, x = _setup(epochs=3, batch_size=5)
+    y = x.flip(1).contiguous()  # a different target: the features reversed
+    trainer = _RecordingTrainer(model, cfg)
+    trainer.seen = []
+    trainer.fit(x, y_train=y)
+    assert len(trainer.seen) == 3 * 7
+    for xb, yb in trainer.seen:
+        assert torch.equal(yb, xb.flip(1))
+    from aekit.training.trainer import mean_loss
+
+    # validation scores the reconstruction against the target, not the input
+    assert mean_loss(model, x, y) != pytest.approx(mean_loss(model, x), rel=1e-3)
+    # and training moves the reconstruction toward the target
+    _, fresh, _ = _setup()
+    assert mean_loss(model, x, y) < mean_loss(fresh, x, y)
+
+
+def test_a_target_equal_to_the_input_changes_nothing():
+    cfg, model, x = _setup(epochs=3, batch_size=6)
+    plain = Trainer(model, cfg)
+    plain.fit(x[:24], x[24:])
+    _, model2, _ = _setup(epochs=3, batch_size=6)
+    with_target = Trainer(model2, cfg)
+    with_target.fit(x[:24], x[24:], y_train=x[:24].clone(), y_val=x[24:].clone())
+    assert torch.equal(plain.flat.data, with_target.flat.data)
+    assert plain.history.epochs == [
+        {**e, "seconds": p["seconds"], "samples_per_second": p["samples_per_second"]}
+        for e, p in zip(with_target.history.epochs, plain.history.epochs)]
+
+
+def test_target_errors_are_clear():
+    from aekit.errors import ConfigError
+
+    cfg, model, x = _setup(epochs=1)
+    with pytest.raises(ConfigError, match="y_train.*shape"):
+        Trainer(model, cfg).fit(x, y_train=x[:, :4])
+    with pytest.raises(ConfigError, match="y_val.*without x_val"):
+        Trainer(model, cfg).fit(x, y_val=x)
+
+    class Streamed:  # out-of-core training data: not a tensor
+        shape = (32, 5)
+
+    with pytest.raises(ConfigError, match="out-of-core.*no target"):
+        Trainer(model, cfg).fit(Streamed(), y_train=x)
+
+
+# -- the starting weights as a candidate for the best ---------------------------------------------
+class _Worsen(Callback):
+    """Pushes every weight up after each step: every epoch ends worse than the one before."""
+
+    def on_step_end(self, trainer, step, loss):
+        trainer.flat.data.add_(0.05)
+
+
+def test_initial_weights_are_restored_when_no_epoch_beats_them():
+    from aekit.training.trainer import mean_loss
+
+    cfg, model, x = _setup(epochs=4, batch_size=8, early_stopping_patience=None)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, cfg, [_Worsen()])
+    history = trainer.fit(x[:24], x[24:])
+    start = mean_loss(model, x[24:])
+    assert history.initial_val_loss == pytest.approx(start)
+    assert history.epochs[0]["initial_val_loss"] == history.initial_val_loss
+    assert "initial_val_loss" not in history.epochs[1]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, initial[key]), key
+    event = history.events[-1]
+    assert event["kind"] == "best_weights" and event["best_epoch"] == 0
+    assert event["best_val_loss"] == history.initial_val_loss
+    assert "initial weights" in event["message"]
+
+
+def test_early_stopping_counts_from_the_initial_weights():
+    cfg, model, x = _setup(epochs=20, batch_size=8, early_stopping_patience=3)
+    trainer = Trainer(model, cfg, [_Worsen()])
+    history = trainer.fit(x[:24], x[24:])
+    assert len(history.epochs) == 3  # three epochs, none better than the start
+    event = [e for e in history.events if e["kind"] == "early_stop"][0]
+    assert event["best_epoch"] == 0 and "initial weights" in event["message"]
+
+
+def test_a_better_epoch_replaces_the_initial_weights():
+    cfg, model, x = _setup(epochs=5, batch_size=8, lr=0.01, optimizer="adam")
+    history = Trainer(model, cfg).fit(x[:24], x[24:])
+    assert history.epochs[-1]["val_loss"] < history.initial_val_loss
+    assert not [e for e in history.events if e.get("best_epoch") == 0]
+
+
+def test_without_kept_best_weights_the_last_ones_stay():
+    cfg, model, x = _setup(epochs=3, batch_size=8, early_stopping_patience=None,
+                           restore_best_weights=False)
+    trainer = Trainer(model, cfg, [_Worsen()])
+    history = trainer.fit(x[:24], x[24:])
+    assert history.initial_val_loss is not None  # still measured
+    assert not history.events and trainer._best_state is None
+
+
+# -- events logged before training ---------------------------------------------------------------
+def test_events_logged_before_training_reach_every_callback_once(tmp_path):
+    import json
+
+    from aekit.training.callbacks import MetricsWriter
+
+    seen = []
+
+    class Seen(Callback):
+        def on_event(self, trainer, event):
+            seen.append(event["kind"])
+
+    class LogsAtStart(Callback):
+        def on_train_begin(self, trainer):
+            trainer.log_event("pca_baseline", "PCA-2 validation mse 0.01", val_mse=0.01,
+                              latent_dim=2)
+
+    cfg, model, x = _setup(epochs=2, batch_size=8)
+    trainer = Trainer(model, cfg, [LogsAtStart(), MetricsWriter(tmp_path / "m.jsonl"), Seen()])
+    trainer.log_event("note", "before fit")
+    trainer.fit(x[:24], x[24:])
+    lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    kinds = [r["kind"] for r in lines if r["type"] == "event"]
+    assert kinds[:2] == ["note", "pca_baseline"] and seen[:2] == kinds[:2]
+    assert lines[0]["type"] == "event"  # before the first epoch's line
+    assert [e["kind"] for e in trainer.history.events][:2] == ["note", "pca_baseline"]
+
+
+# -- when checkpoints are written ----------------------------------------------------------------
+class _CountingCheckpointer:
+    """A Checkpointer that records (step, epoch, batch) instead of writing files."""
+
+    @staticmethod
+    def make(every):
+        from aekit.training.checkpoint import Checkpointer
+
+        class Counting(Checkpointer):
+            def save(self, trainer):
+                self.saved.append((trainer.step, *trainer._position[:2]))
+
+        cp = Counting("/nonexistent-aekit-test", every)
+        cp.saved = []
+        return cp
+
+
+@pytest.mark.parametrize("every, expected", [
+    # 32 rows in batches of 8: 4 steps per epoch, 5 epochs (20 steps)
+    (5, [(5, 1, 1), (10, 2, 2), (15, 3, 3), (20, 5, 0)]),  # mid-epoch; step 20 ends epoch 5
+    (8, [(8, 2, 0), (16, 4, 0), (20, 5, 0)]),  # due at an epoch's last step: its end; final
+    (None, [(20, 5, 0)]),  # by time only (none due in a short run) and the final state
+])
+def test_checkpoints_by_step_count_not_at_every_epoch_end(every, expected):
+    cfg, model, x = _setup(epochs=5, batch_size=8)
+    cp = _CountingCheckpointer.make(every)
+    Trainer(model, cfg, [cp]).fit(x)
+    assert cp.saved == expected
+
+
+def test_checkpoints_by_time_when_epochs_are_long(monkeypatch):
+    from aekit.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "CHECKPOINT_SECONDS", 0.0)  # every moment is due
+    cfg, model, x = _setup(epochs=2, batch_size=8)
+    cp = _CountingCheckpointer.make(None)
+    Trainer(model, cfg, [cp]).fit(x)
+    # after every step (mid-epoch) and at every epoch end, never twice for one position
+    assert cp.saved == [(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 1, 0),
+                        (5, 1, 1), (6, 1, 2), (7, 1, 3), (8, 2, 0)]
+
+
+def test_early_stop_writes_the_final_state_once():
+    cfg, model, x = _setup(epochs=20, batch_size=8, early_stopping_patience=2)
+    cp = _CountingCheckpointer.make(3)
+    trainer = Trainer(model, cfg, [cp, _Worsen()])
+    trainer.fit(x[:24], x[24:])
+    assert len(trainer.history.epochs) == 2
+    assert cp.saved == [(3, 1, 0), (6, 2, 0)]  # step 6 ends epoch 2, where it stopped
+
+
+def test_progress_on_a_terminal_is_cheap_for_tiny_epochs(monkeypatch):
+    import io
+
+    import tqdm.auto
+
+    from aekit.training.callbacks import ProgressBar
+
+    bars = []
+
+    class FakeBar:
+        def __init__(self, **kwargs):
+            bars.append(self)
+            self.written = []
+
+        def update(self, n):
+            pass
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+        def write(self, line, file=None):
+            self.written.append(line)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
+    stream = Terminal()
+    cfg, model, x = _setup(epochs=60, batch_size=8, early_stopping_patience=None)
+    trainer = Trainer(model, cfg, [ProgressBar(stream)])
+    trainer.log_event("pca_baseline", "PCA-2 validation mse 0.01", val_mse=0.01, latent_dim=2)
+    trainer.fit(x[:24], x[24:])
+    lines = stream.getvalue().splitlines()
+    assert len(bars) == 1  # the first epoch's; the next ones are too short for a bar
+    assert lines.count("[pca_baseline] PCA-2 validation mse 0.01") == 1
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert len(epoch_lines) <= ProgressBar.MAX_LINES + 1 and epoch_lines[-1].startswith(
+        "epoch 60/60")

@@ -236,12 +236,19 @@ class Autoencoder:
         if not torch.isfinite(z).all():
             raise ConfigError("codes contain NaN or infinite values")
         x_hat = self._batched(model.decode, z.to(self.device))
-        return self.scaler.inverse_transform(x_hat)
+        return self.scaler.inverse_transform(self._clip(x_hat))
 
     def reconstruct(self, x: Any) -> np.ndarray:
         """``decode(encode(x))`` in the units of the input."""
         x_hat = self._batched(lambda t: self.model(t).x_hat, self._scaled(x, "input"))
-        return self.scaler.inverse_transform(x_hat)
+        return self.scaler.inverse_transform(self._clip(x_hat))
+
+    def _clip(self, x_hat: np.ndarray) -> np.ndarray:
+        """Clip to the scaled range of data that has one (pixels, min-max scaled features):
+        a linear output can overshoot 0 or 1, and values in the data's units should be valid
+        pixels. Errors (``score``, the summary) are measured before clipping."""
+        bounds = self.scaler.output_range
+        return np.clip(x_hat, *bounds, out=x_hat) if bounds is not None else x_hat
 
     def score(self, x: Any) -> dict[str, float]:
         """Reconstruction error of ``x`` in the scaled space the model works in.

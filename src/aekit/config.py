@@ -134,11 +134,11 @@ class ModelConfig:
     kind: str = _opt("model type", "mlp")
     hidden: tuple[int, ...] | None = _opt(
         "encoder hidden widths, e.g. 1000,500,250; default: chosen from the data (see "
-        "aekit.pipeline.data_defaults)", None)
+        "aekit.pipeline.data_defaults)", None, auto=True)
     decoder_hidden: tuple[int, ...] | None = _opt(
         "decoder hidden widths (from the code outwards); default: the encoder's mirrored", None)
     latent_dim: int | None = _opt("size of the code (the bottleneck); default: chosen from the "
-                                  "data, ceil(features / 4) and at most 32", None)
+                                  "data, ceil(features / 4) and at most 32", None, auto=True)
     activation: str = _opt("hidden activation", "relu")
     batch_norm: bool = _opt("batch normalization after each hidden linear layer", False)
     residual: bool = _opt("residual connection around each hidden block (a projection where "
@@ -279,7 +279,7 @@ class TrainConfig:
                               f"{AUTO_MAX_EPOCHS} epochs", None)
     batch_size: int | None = _opt("samples per step (ignored by gd, which uses the whole "
                                   "split); default: chosen from the data, 256 for 10,000 "
-                                  "rows or more, fewer for small tables", None)
+                                  "rows or more, fewer for small tables", None, auto=True)
     shuffle: bool = _opt("reshuffle the training split every epoch", True)
     validation_split: float = _opt("share of the training data held out for validation", 0.1)
     clip_norm: float | None = _opt("clip gradients to this global L2 norm", None)
@@ -309,8 +309,8 @@ class TrainConfig:
     tensorboard: str | None = _opt("write TensorBoard event files (losses, lr, diagnostics, "
                                    "reconstructions) into this folder; None = off", None)
     checkpoint_every_steps: int | None = _opt(
-        "write a checkpoint (full training state, the last two kept) every N steps and at each "
-        "epoch end; None = at epoch ends only", 200)
+        "write a checkpoint (full training state, the last two kept) every N steps, at least "
+        "every 60 s of training, and at the end; None = by time and at the end only", 200)
     resume: bool = _opt("continue the run in --out from its newest valid checkpoint (same "
                         "options and data required)", False)
     restore_best_weights: bool = _opt(

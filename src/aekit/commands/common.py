@@ -75,6 +75,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             flag = "--" + f.name.replace("_", "-")
             default = f.default if f.default is not dataclasses.MISSING else None
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            if f.metadata.get("auto"):
+                shown = "from the data"
             help_text = f"{f.metadata.get('help', '')} (default: {shown})"
             kind, is_bool = _field_type(f)
             if is_bool:

@@ -78,21 +78,28 @@ def _fmt(value: float | None) -> str:
 class ProgressBar(Callback):
     """A tqdm bar per epoch on a terminal; plain log lines otherwise.
 
-    Off a terminal (a log file, CI) long runs print about ``MAX_LINES`` evenly spaced epoch
-    lines plus the last one, so that a 600-epoch run on a small data set stays readable.
+    Long runs print about ``MAX_LINES`` evenly spaced epoch lines plus the last one, so that a
+    600-epoch run on a small data set stays readable (and cheap: a run of 10 ms epochs spends
+    nothing noticeable here). On a terminal an epoch gets its tqdm bar only when the previous
+    one took at least ``BAR_MIN_SECONDS`` (a bar that lives for milliseconds shows nothing and
+    costs more than the epoch's steps); every epoch line is printed there when the epochs are
+    that long. Events (a rollback, the run pipeline's ``pca_baseline`` note, a best-weights
+    restore) are one line each, written above an open bar without breaking it.
     """
 
     MAX_LINES = 20
+    BAR_MIN_SECONDS = 0.5
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._bar: Any = None
         self._t0 = 0.0
+        self._last_epoch_seconds = float("inf")  # unknown before the first epoch
 
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
         self._t0 = time.perf_counter()
-        if self.interactive:
+        if self.interactive and self._last_epoch_seconds >= self.BAR_MIN_SECONDS:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=trainer.steps_per_epoch, file=self.stream, leave=False,
@@ -108,8 +115,10 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        self._last_epoch_seconds = time.perf_counter() - self._t0
         every = max(1, trainer.epochs // self.MAX_LINES)
-        if not self.interactive and (epoch + 1) % every and epoch + 1 != trainer.epochs:
+        long_epochs = self.interactive and self._last_epoch_seconds >= self.BAR_MIN_SECONDS
+        if not long_epochs and (epoch + 1) % every and epoch + 1 != trainer.epochs:
             return
         line = (f"epoch {epoch + 1}/{trainer.epochs}  loss {_fmt(logs['train_loss'])}  "
                 f"val_loss {_fmt(logs.get('val_loss'))}  lr {logs['lr']:.3g}  "
@@ -117,4 +126,8 @@ class ProgressBar(Callback):
         print(line, file=self.stream, flush=True)
 
     def on_event(self, trainer: "Trainer", event: dict[str, Any]) -> None:
-        print(f"[{event['kind']}] {event.get('message', '')}", file=self.stream, flush=True)
+        line = f"[{event['kind']}] {event.get('message', '')}"
+        if self._bar is not None:  # above the bar, which is redrawn below it
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)

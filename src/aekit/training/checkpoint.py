@@ -1,10 +1,16 @@
 """Training checkpoints: the full state of a run, for an exact resume after a crash.
 
+When: see :meth:`aekit.training.trainer.Trainer.fit` — every ``every_steps`` steps (mid-epoch
+or at the epoch end when that step ends an epoch), at least every 60 s of training, and once at
+the end; not at every epoch end.
+
 One checkpoint is one file, ``checkpoint-<step>.safetensors`` in the run folder: the tensors
-(weights and buffers, optimizer state, random generator states, the best weights for early
-stopping) in safetensors, everything else (step, epoch, position in the epoch, schedule state,
-metric history, skipped-step count, fingerprints of the configuration and data, a checksum of
-the tensors) as a JSON document in the safetensors header's metadata. One file means one atomic
+(weights and buffers, optimizer state, random generator states, the best weights kept for
+``restore_best_weights`` / early stopping, possibly the starting ones) in safetensors,
+everything else (step, epoch, position in the epoch, schedule state, metric history with the
+starting weights' validation loss, skipped-step count, early-stopping counters, fingerprints of
+the configuration and data (and of a reconstruction target), a checksum of the tensors) as a
+JSON document in the safetensors header's metadata. One file means one atomic
 rename: a crash at any moment leaves the previous checkpoints intact. Nothing is unpickled.
 
 Written to a temporary name, fsynced, renamed, the folder fsynced; the last :data:`KEEP`
@@ -95,15 +101,22 @@ def state_checksum(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> st
     return hashlib.sha256((tensor_checksum(tensors) + text).encode()).hexdigest()
 
 
-def data_fingerprint(x: torch.Tensor) -> dict[str, Any]:
-    """Shape, dtype and a SHA-256 of every value of the (scaled) training tensor.
+def _tensor_sha256(x: torch.Tensor) -> str:
+    t = x.detach().to("cpu").contiguous()
+    return hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def data_fingerprint(x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, Any]:
+    """Shape, dtype and a SHA-256 of every value of the (scaled) training tensor, and with a
+    reconstruction target (denoising) a SHA-256 of the target's values (``target_sha256``).
 
     A full hash, once per run: 1.2 s for Fashion-MNIST's 60000 x 784 floats on a busy 2-core
-    machine (noisy).
+    machine (noisy); twice that with a target.
     """
-    t = x.detach().to("cpu").contiguous()
-    digest = hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
-    return {"shape": list(t.shape), "dtype": str(t.dtype), "sha256": digest}
+    fingerprint = {"shape": list(x.shape), "dtype": str(x.dtype), "sha256": _tensor_sha256(x)}
+    if target is not None:
+        fingerprint["target_sha256"] = _tensor_sha256(target)
+    return fingerprint
 
 
 def config_fingerprint(config_dict: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -141,12 +154,13 @@ def check_data_matches(state: TrainingState, fingerprint: dict[str, Any]) -> Non
         ConfigError: saying whether the shape, the type or the values differ.
     """
     saved = state.meta["data"]
-    for key, what in (("shape", "shape"), ("dtype", "type"), ("sha256", "values")):
-        if saved.get(key) != fingerprint[key]:
+    for key, what in (("shape", "shape"), ("dtype", "type"), ("sha256", "values"),
+                      ("target_sha256", "reconstruction target")):
+        if saved.get(key) != fingerprint.get(key):
             raise ConfigError(f"--resume: {state.path} was written by a run on other data: the "
                               f"training split differs in its {what} ({saved.get(key)} in the "
-                              f"checkpoint, {fingerprint[key]} now). Resume with the same --data "
-                              "or train into a new --out folder")
+                              f"checkpoint, {fingerprint.get(key)} now). Resume with the same "
+                              "--data or train into a new --out folder")
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -249,6 +263,10 @@ def _validate_meta(path: Path, meta: Any) -> None:
     history = meta["history"]
     if not isinstance(history.get("epochs"), list) or not isinstance(history.get("events"), list):
         raise FormatError(f"{path}: checkpoint history must hold `epochs` and `events` lists")
+    initial = history.get("initial_val_loss")
+    if not (initial is None or _is_number(initial)):
+        raise FormatError(f"{path}: checkpoint history.initial_val_loss must be a number or "
+                          f"null. Received: {initial!r:.80}")
     if not all(isinstance(e, dict) and _is_int(e.get("epoch")) and _is_int(e.get("step"))
                for e in history["epochs"]) or not all(isinstance(e, dict)
                                                       for e in history["events"]):
@@ -324,14 +342,19 @@ def load_latest(directory: str | Path) -> TrainingState | None:
 
 
 class Checkpointer(Callback):
-    """Saves the trainer's full state every ``every_steps`` steps and at each epoch end.
+    """Saves the trainer's full state every ``every_steps`` steps, at least every
+    :data:`~aekit.training.trainer.CHECKPOINT_SECONDS` of training, and at the end.
 
     The trainer finds it among its callbacks and calls :meth:`save` at those moments (a
-    counter check per step); ``resume_from``, when given, is applied before the first step.
+    counter check and a clock read per step): when the step count reaches a multiple of
+    ``every_steps`` mid-epoch, the checkpoint is written there; when that step is an epoch's
+    last, at the epoch end (after validation). An epoch end alone does not write one, so that
+    runs of many tiny epochs are not dominated by checkpoint writes. ``resume_from``, when
+    given, is applied before the first step.
 
     Args:
         directory: the run folder.
-        every_steps: steps between mid-epoch checkpoints; None: epoch ends only.
+        every_steps: steps between checkpoints; None: by time and at the end only.
         resume_from: a checkpoint to continue from (see :func:`load_latest`).
     """
 

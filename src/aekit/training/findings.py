@@ -26,6 +26,7 @@ DIVERGENCE_FACTOR = 1.5  # final train loss 1.5x the best one
 OSCILLATION_SIGN_CHANGES = 0.7
 OSCILLATION_AMPLITUDE = 0.02
 OVERFIT_VAL_RISE = 0.05
+PCA_TOLERANCE = 0.01  # the saved model's validation loss more than 1% above PCA's
 
 
 @dataclass
@@ -75,6 +76,9 @@ def layer_gradients(diags: list[dict[str, Any]]) -> tuple[dict[str, float], str]
 
     Residual projections (``*.skip``) are left out: a shortcut receives the block's output
     gradient directly, so its size says nothing about how the gradient fades through the depth.
+    So are the layers a sample lists as ``side_layers`` (the linear PCA path of a ``pca_init``
+    MLP and the hidden path's output layers that start at zero beside it; see
+    :func:`aekit.training.diagnostics.side_layers`).
 
     Returns:
         ``({layer: size}, measure)`` in the order of the samples (input first); ``measure`` is
@@ -83,8 +87,9 @@ def layer_gradients(diags: list[dict[str, Any]]) -> tuple[dict[str, float], str]
     late = [d for d in _late(diags) if d.get("layers")]
     if not late:
         return {}, "grad_rms"
+    side = set(late[-1].get("side_layers") or ())
     entries = {n: e for n, e in late[-1]["layers"].items()
-               if "grad_rms" in e and not n.endswith(".skip")}
+               if "grad_rms" in e and not n.endswith(".skip") and n not in side}
     relative = all("grad_norm" in e and "weight_norm" in e for e in entries.values())
 
     def size(e: dict[str, Any]) -> Any:
@@ -131,8 +136,16 @@ def detect_vanishing(epochs: list, diags: list, events: list) -> Finding | None:
          "measure": measure, "gradient": sizes})
 
 
+def _grown_from_zero(d: dict[str, Any]) -> set[str]:
+    """Layers of a sample that started at zero (``side_layers`` other than the linear PCA path
+    ``linear_*``: the hidden path's output layers of a ``pca_init`` MLP). A step's size
+    relative to such a layer's still tiny weights says nothing about the step size."""
+    return {n for n in d.get("side_layers") or () if not str(n).startswith("linear_")}
+
+
 def detect_exploding(epochs: list, diags: list, events: list) -> Finding | None:
-    """Huge gradient norms or steps that move a weight matrix by a large share of its norm."""
+    """Huge gradient norms or steps that move a weight matrix by a large share of its norm
+    (layers that started at zero left out of the latter: see :func:`_grown_from_zero`)."""
     worst_norm, worst_ratio, at_step, at_layer = 0.0, 0.0, None, None
     for d in diags:
         norm = d.get("grad_norm")
@@ -140,7 +153,10 @@ def detect_exploding(epochs: list, diags: list, events: list) -> Finding | None:
             worst_norm = norm
             if norm > EXPLODING_GRAD_NORM:
                 at_step = d["step"]
+        from_zero = _grown_from_zero(d)
         for name, e in d.get("layers", {}).items():
+            if name in from_zero:
+                continue
             ratio = e.get("update_ratio")
             if isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio > worst_ratio:
                 worst_ratio = ratio
@@ -280,8 +296,74 @@ def detect_non_finite(epochs: list, diags: list, events: list) -> Finding | None
         {"skipped_steps": skipped, "rollbacks": len(rollbacks)})
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def saved_val_loss(epochs: list, events: list) -> tuple[float | None, int | None]:
+    """The validation loss of the weights a run ended with, and the epoch they are from.
+
+    When the best weights were put back (a ``best_weights`` or ``early_stop`` event) that is
+    the best epoch's (epoch 0: the starting weights, scored before training), else the last
+    epoch's. ``(None, None)`` without a validation loss.
+    """
+    restored = [e for e in events if e.get("kind") in ("best_weights", "early_stop")]
+    if restored:
+        event = restored[-1]
+        best_epoch = event.get("best_epoch")
+        value = event.get("best_val_loss")
+        if not _is_number(value):  # records written before the event carried the loss
+            if best_epoch == 0:
+                value = epochs[0].get("initial_val_loss") if epochs else None
+            else:
+                value = next((e.get("val_loss") for e in epochs
+                              if e.get("epoch") == best_epoch), None)
+        if _is_number(value):
+            return float(value), best_epoch if _is_number(best_epoch) else None
+    if epochs and _is_number(epochs[-1].get("val_loss")):
+        return float(epochs[-1]["val_loss"]), epochs[-1].get("epoch")
+    return None, None
+
+
+def detect_worse_than_pca(epochs: list, diags: list, events: list) -> Finding | None:
+    """The saved model reconstructs the validation data worse than PCA at the same code size.
+
+    Needs the run pipeline's ``pca_baseline`` event (PCA's validation MSE, mean over all
+    values, the units of ``val_loss``); fires when the saved model's validation loss (see
+    :func:`saved_val_loss`) is above it by more than ``PCA_TOLERANCE``.
+    """
+    baselines = [e for e in events if e.get("kind") == "pca_baseline"
+                 and _is_number(e.get("val_mse")) and math.isfinite(e["val_mse"])]
+    if not baselines:
+        return None
+    pca = float(baselines[-1]["val_mse"])
+    k = baselines[-1].get("latent_dim")
+    loss, epoch = saved_val_loss(epochs, events)
+    if loss is None or pca < 0 or (math.isfinite(loss) and loss <= pca * (1 + PCA_TOLERANCE)):
+        return None
+    ratio = loss / pca if pca > 0 else math.inf
+    restored = any(e.get("kind") in ("best_weights", "early_stop") for e in events)
+    which = ("the starting weights, put back" if restored and epoch == 0 else
+             f"epoch {epoch}, the best, kept" if restored else f"epoch {epoch}, the last")
+    size = f"PCA-{k}" if k is not None else "PCA"
+    return Finding(
+        "worse_than_pca", "high", epochs[-1].get("step") if epochs else None,
+        f"worse than PCA: the saved model's validation loss {loss:.4g} ({which}) is "
+        f"{ratio:.3g}x {size}'s {pca:.4g} (same code size)",
+        "a linear projection of the same size reconstructs the validation data better. Keep "
+        "--pca-init on (training starts from PCA's solution and, with the best weights kept, "
+        "cannot end worse on the validation data), lower --lr or let the range test pick it "
+        "(--lr auto), train fewer --epochs or stop early (--early-stopping-patience auto, "
+        "--restore-best-weights). A smaller --latent-dim is not the fix: PCA at that size is "
+        "better still. If nothing beats PCA the data may be close to linear and PCA the right "
+        "model",
+        {"val_loss": loss, "pca_val_mse": pca, "ratio": ratio, "latent_dim": k,
+         "epoch": epoch, "best_weights_kept": restored, "tolerance": PCA_TOLERANCE})
+
+
 def detect_overfitting(epochs: list, diags: list, events: list) -> Finding | None:
-    """Validation loss rising from its best while the training loss keeps falling."""
+    """Validation loss rising from its best while the training loss keeps falling; the
+    message states the final train/validation gap (ratio and difference)."""
     pairs = [(e.get("train_loss"), e.get("val_loss")) for e in epochs]
     pairs = [(t, v) for t, v in pairs if isinstance(t, (int, float)) and isinstance(v, (int, float))]
     if len(pairs) < 4:
@@ -292,27 +374,34 @@ def detect_overfitting(epochs: list, diags: list, events: list) -> Finding | Non
     train_fell = pairs[-1][0] < pairs[best][0]
     if best == len(vals) - 1 or rise < OVERFIT_VAL_RISE or not train_fell:
         return None
+    final_train, final_val = pairs[-1]
+    gap = final_val - final_train
+    gap_ratio = final_val / final_train if final_train > 0 else math.inf
     message = (f"overfitting: validation loss rose {rise:.1%} since epoch {best + 1} while the "
-               "train loss kept falling")
+               f"train loss kept falling; at the end validation {final_val:.4g} vs train "
+               f"{final_train:.4g} ({gap_ratio:.2f}x, gap {gap:.3g})")
     advice = ("the model memorises the training set: add L2 (--l2 1e-4) or weight decay, "
               "dropout (--dropout 0.1), stop early (--early-stopping-patience 5), or use more "
               "data")
     restored = [e for e in events if e.get("kind") in ("best_weights", "early_stop")]
     if restored:  # the saved model is the best epoch's: the later epochs were only wasted
-        message += "; the weights of the best epoch were kept"
+        message += ("; the starting weights, which no epoch beat, were kept"
+                    if restored[-1].get("best_epoch") == 0
+                    else "; the weights of the best epoch were kept")
         advice = ("the saved model is not harmed, but the epochs after the best one were "
                   "wasted: stop early (--early-stopping-patience 5) or fewer --epochs; to "
                   "generalise better add L2 (--l2 1e-4), dropout (--dropout 0.1) or more data")
     return Finding(
         "overfitting", "low" if restored else "medium", epochs[-1].get("step"), message, advice,
         {"best_epoch": best + 1, "val_rise": rise, "best_val_loss": vals[best],
-         "final_val_loss": vals[-1], "best_weights_kept": bool(restored)})
+         "final_val_loss": vals[-1], "final_train_loss": final_train, "train_val_gap": gap,
+         "val_train_ratio": gap_ratio, "best_weights_kept": bool(restored)})
 
 
 DETECTORS: tuple[Callable[[list, list, list], Finding | None], ...] = (
     detect_non_finite, detect_divergence, detect_exploding, detect_vanishing,
     detect_saturated_units, detect_dead_units, detect_plateau, detect_oscillation,
-    detect_overfitting)
+    detect_overfitting, detect_worse_than_pca)
 
 
 def find_all(records: Iterable[dict[str, Any]]) -> list[Finding]:

@@ -3,9 +3,10 @@ checkpoint, and loaded back so that the run goes on as if it had never stopped.
 
 :class:`Resumable` is a part of ``Trainer`` kept in its own module; it uses the trainer's
 weights and optimizer (``snapshot``/``restore``, ``flat``), its position (``step``, ``epoch``,
-``_position``), schedule, history, early-stopping state, random generator and callbacks. The
-file format (safetensors + JSON metadata, checksums, atomic writes) is
-:mod:`aekit.training.checkpoint`'s.
+``_position``), schedule, history (with the starting weights' validation loss),
+early-stopping state (best weights, which may be the starting ones, their epoch and loss, and
+the count of epochs without improvement), random generator and callbacks. The file format
+(safetensors + JSON metadata, checksums, atomic writes) is :mod:`aekit.training.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class Resumable:
         """Everything an exact resume needs, at the position of the last ``_save_checkpoints``.
 
         Returns:
-            Tensors (weights, optimizer state, random generator states, best weights of early
-            stopping) and a JSON-able dictionary (position, schedule, history, fingerprints).
+            Tensors (weights, optimizer state, random generator states, best weights kept for
+            ``restore_best_weights`` / early stopping) and a JSON-able dictionary (position,
+            schedule, history and ``initial_val_loss``, early-stopping counters, fingerprints).
         """
         epoch, batch, totals = self._position
         # At an epoch start the generator is already at the next epoch's start state.
@@ -44,7 +46,8 @@ class Resumable:
             "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
             "skipped_steps": self.skipped_steps, "stop_training": self.stop_training,
             "schedule": self.schedule.state_dict(),
-            "history": {"epochs": self.history.epochs, "events": self.history.events},
+            "history": {"epochs": self.history.epochs, "events": self.history.events,
+                        "initial_val_loss": self.history.initial_val_loss},
             "epoch_totals": dict(zip(("loss_sum", "loss_count", "samples"), totals)),
             "early_stopping": {"best_val": None if math.isinf(self._best_val)
                                else self._best_val, "bad_epochs": self._bad_epochs,
@@ -85,6 +88,7 @@ class Resumable:
                                int(totals["samples"]))
         self.history.epochs = list(meta["history"]["epochs"])
         self.history.events = list(meta["history"]["events"])
+        self.history.initial_val_loss = meta["history"].get("initial_val_loss")
         best = meta["early_stopping"].get("best_val")
         self._best_val = math.inf if best is None else float(best)
         self._bad_epochs = int(meta["early_stopping"].get("bad_epochs", 0))
@@ -93,6 +97,9 @@ class Resumable:
             saved = meta.get("callbacks", {}).get(type(cb).__name__)
             if saved is not None and callable(getattr(cb, "load_state_dict", None)):
                 cb.load_state_dict(saved)
+        self._position = (meta["epoch"], meta["batch_in_epoch"], self._resume_totals)
+        self._saved_at = (self.step, meta["epoch"], meta["batch_in_epoch"])
+        self._resumed = True
 
     def _load_tensors(self, state: TrainingState) -> None:
         """Weights, optimizer state, generator states and best weights from a checkpoint."""

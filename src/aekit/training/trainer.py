@@ -3,7 +3,13 @@
 Speed by design: no DataLoader and no per-sample Python; the whole training split is one
 ``float32`` tensor and each step indexes it with a slice of the epoch's permutation. Plain MLPs
 take a hand-written backward pass (``fastpath``), other models autograd. Work that is not the
-step (validation, callbacks' measurements) runs per epoch or every N steps.
+step (validation, callbacks' measurements) runs per epoch or every N steps; checkpoints are
+written by step count and by time, never merely because an epoch ended (see
+:meth:`Trainer.fit`), so that a run of hundreds of 10 ms epochs is not dominated by them.
+
+A reconstruction target other than the input (denoising: noisy input, clean target) is a second
+tensor of the same shape, ``fit(x_train, x_val, y_train, y_val)``; every batch takes the same
+rows of both.
 
 Under ``torchrun`` (an initialized process group) the loop is data-parallel: every rank draws
 the same permutation, trains on its shard of each global batch, and the flat gradient buffer
@@ -20,8 +26,8 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from aekit.config import RunConfig, auto_epochs
-from aekit.errors import TrainingError
+from aekit.config import RunConfig, auto_batch_size, auto_epochs, auto_patience
+from aekit.errors import ConfigError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import Checkpointer, data_fingerprint
@@ -30,14 +36,20 @@ from aekit.training.resume import Resumable
 from aekit.training.schedules import Schedule
 
 EVAL_BATCH = 4096
+CHECKPOINT_SECONDS = 60.0  # at most this much training between two checkpoints
 
 
 @dataclass
 class History:
-    """Per-epoch logs of a run (``history.epochs[i]["val_loss"]``) and its notable events."""
+    """Per-epoch logs of a run (``history.epochs[i]["val_loss"]``) and its notable events.
+
+    ``initial_val_loss`` is the validation loss of the starting weights, scored before the
+    first epoch (None without a validation set); the first epoch's log repeats it.
+    """
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    initial_val_loss: float | None = None
 
     def __getitem__(self, key: str) -> list[Any]:
         """Keras-style column access: ``history["loss"]`` is the list of train losses."""
@@ -58,14 +70,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.inference_mode()
-def mean_loss(model: nn.Module, x: torch.Tensor) -> float:
-    """Mean of ``forward(...).loss`` over ``x``, in large batches, weighted by batch size."""
+def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """Mean of ``forward(...).loss`` over ``x``, in large batches, weighted by batch size.
+
+    Args:
+        model: the autoencoder (put in eval mode for the pass, then back).
+        x: (n, ...) inputs.
+        y: optional reconstruction targets of the same shape (None: the inputs themselves).
+    """
     was_training = model.training
     model.eval()
     total = 0.0
     for start in range(0, x.shape[0], EVAL_BATCH):
         xb = x[start:start + EVAL_BATCH]
-        total += float(model(xb).loss) * xb.shape[0]
+        out = model(xb) if y is None else model(xb, y[start:start + EVAL_BATCH])
+        total += float(out.loss) * xb.shape[0]
     model.train(was_training)
     return total / max(1, x.shape[0])
 
@@ -91,6 +110,8 @@ class Trainer(Resumable):
         self.epoch = 0
         self.lr = config.optim.lr
         self.epochs = config.train.epochs or 0  # resolved in fit() when auto
+        self.batch_size = config.train.batch_size  # resolved in fit() when auto
+        self.patience: int | None = None  # early stopping; resolved in fit() ("auto")
         self.steps_per_epoch = 1
         self.stop_training = False
         self.skipped_steps = 0
@@ -102,6 +123,11 @@ class Trainer(Resumable):
         self._checkpointers: list[Checkpointer] = []
         self._checkpoint_every: int | None = None
         self._next_checkpoint: float = math.inf
+        self._checkpoint_deadline: float = math.inf  # perf_counter time of the next timed one
+        self._saved_at: tuple[int, int, int] | None = None  # (step, epoch, batch) last written
+        self._resumed = False
+        self._events_open = False  # False until fit() has run the callbacks' on_train_begin
+        self._held_events: list[dict[str, Any]] = []
         self._position: tuple[int, int, tuple[float, int, int]] = (0, 0, (0.0, 0, 0))
         self._resume_batch = 0
         self._resume_totals: tuple[float, int, int] = (0.0, 0, 0)
@@ -117,11 +143,34 @@ class Trainer(Resumable):
 
     # -- events -------------------------------------------------------------------------------
     def log_event(self, kind: str, message: str, **data: Any) -> None:
-        """Record a notable event (in the history, ``metrics.jsonl`` and on the console)."""
+        """Record a notable event (in the history, ``metrics.jsonl`` and on the console).
+
+        An event logged before training starts (before :meth:`fit`, or from a callback's
+        ``on_train_begin``, e.g. the run pipeline's ``pca_baseline``) is held until every
+        callback has started (the metrics file is open, a checkpoint is loaded) and then
+        recorded; on a resumed run it is dropped when the restored history already holds an
+        event of its kind (the interrupted run logged it), so ``metrics.jsonl`` has it once.
+        """
         event = {"kind": kind, "step": self.step, "epoch": self.epoch, "message": message, **data}
+        if not self._events_open:
+            self._held_events.append(event)
+            return
+        self._record_event(event)
+
+    def _record_event(self, event: dict[str, Any]) -> None:
         self.history.events.append(event)
         for cb in self.callbacks:
             cb.on_event(self, event)
+
+    def _release_held_events(self) -> None:
+        """Record the events logged before training started (see :meth:`log_event`)."""
+        self._events_open = True
+        held, self._held_events = self._held_events, []
+        logged = {e.get("kind") for e in self.history.events} if self._resumed else set()
+        for event in held:
+            if event["kind"] not in logged:
+                event.update(step=self.step, epoch=self.epoch)  # where training (re)starts
+                self._record_event(event)
 
     # -- state for rollback and early stopping ----------------------------------------------
     def snapshot(self) -> dict[str, torch.Tensor]:
@@ -164,8 +213,12 @@ class Trainer(Resumable):
             if norm > train.clip_norm:
                 self.flat.grad.mul_(train.clip_norm / (norm + 1e-6))
 
-    def train_step(self, xb: torch.Tensor, weight: float = 1.0) -> float:
+    def train_step(self, xb: torch.Tensor, weight: float = 1.0,
+                   target: torch.Tensor | None = None) -> float:
         """One optimizer step on batch ``xb``; returns the batch loss (NaN when skipped).
+
+        ``target``, when given, is what the reconstruction of ``xb`` is compared with (rows of
+        the same shape; denoising: ``xb`` noisy, ``target`` clean); None: ``xb`` itself.
 
         A non-finite loss or gradient never reaches the weights: the step is skipped, the
         optimizer state is untouched and the skip is counted. Data-parallel, ``xb`` is this
@@ -177,10 +230,11 @@ class Trainer(Resumable):
             self.flat.grad.zero_()
             loss = 0.0
         elif self.use_fastpath:  # writes every gradient, no zeroing needed
-            loss = fastpath.loss_and_grad(self.model, xb)
+            loss = (fastpath.loss_and_grad(self.model, xb) if target is None
+                    else fastpath.loss_and_grad(self.model, xb, target))
         else:
             self.flat.zero_grad()
-            loss = self._autograd_step(xb)
+            loss = self._autograd_step(xb, target)
         if self.world > 1:
             loss = distributed.reduce_gradients(self.flat.grad, loss, weight)
         loss += self._penalty()
@@ -193,34 +247,94 @@ class Trainer(Resumable):
         self.optimizer.step(self.lr)
         return loss
 
-    def _autograd_step(self, xb: torch.Tensor) -> float:
-        out = self.model(xb)
+    def _autograd_step(self, xb: torch.Tensor, target: torch.Tensor | None = None) -> float:
+        out = self.model(xb) if target is None else self.model(xb, target)
         out.loss.backward()
         return out.loss.item()
 
     # -- the loop -----------------------------------------------------------------------------
     def _batch_size(self, n_train: int) -> int:
+        """Samples per step: the whole split for gd, else ``batch_size`` (auto: chosen from
+        ``n_train`` by :func:`aekit.config.auto_batch_size`), at most ``n_train``."""
         if self.config.optim.optimizer == "gd":
-            return n_train
-        return min(self.config.train.batch_size, n_train)
+            return max(1, n_train)
+        size = self.config.train.batch_size or auto_batch_size(n_train)
+        return max(1, min(size, n_train))
 
-    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> History:
+    def _resolve_patience(self) -> int | None:
+        """Early-stopping patience in epochs: ``auto`` is :func:`aekit.config.auto_patience`
+        of the run's epochs; None: no early stopping."""
+        patience = self.config.train.early_stopping_patience
+        return auto_patience(self.epochs) if patience == "auto" else patience
+
+    def _keeps_best(self) -> bool:
+        """True when the run ends with its best weights (restore_best_weights or early stop)."""
+        return self.patience is not None or self.config.train.restore_best_weights
+
+    @staticmethod
+    def _check_targets(x_train: Any, x_val: torch.Tensor | None, y_train: torch.Tensor | None,
+                       y_val: torch.Tensor | None) -> None:
+        if y_train is not None:
+            if not isinstance(x_train, torch.Tensor):
+                raise ConfigError("a reconstruction target (y_train) needs the training data "
+                                  "in memory: out-of-core (streamed) training data has no "
+                                  "target; train on the inputs themselves, or load the data "
+                                  "into memory")
+            if not isinstance(y_train, torch.Tensor) or y_train.shape != x_train.shape:
+                raise ConfigError("y_train (the reconstruction target) must be a tensor of the "
+                                  f"training inputs' shape {tuple(x_train.shape)}. Received: "
+                                  f"{tuple(getattr(y_train, 'shape', ())) or type(y_train)}")
+        if y_val is not None:
+            if x_val is None:
+                raise ConfigError("y_val (the validation target) was given without x_val")
+            if not isinstance(y_val, torch.Tensor) or y_val.shape != x_val.shape:
+                raise ConfigError("y_val (the validation target) must be a tensor of the "
+                                  f"validation inputs' shape {tuple(x_val.shape)}. Received: "
+                                  f"{tuple(getattr(y_val, 'shape', ())) or type(y_val)}")
+
+    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None,
+            y_train: torch.Tensor | None = None, y_val: torch.Tensor | None = None) -> History:
         """Train for ``config.train.epochs`` epochs (or until early stopping).
 
-        A :class:`~aekit.training.checkpoint.Checkpointer` among the callbacks gets the full
-        state every ``every_steps`` steps and at each epoch end, and may resume a run (in its
-        ``on_train_begin``) through :meth:`load_training_state`.
+        The starting weights are a candidate for the best ones: before the first epoch (not
+        when resuming) the validation set, if any, is scored with them
+        (``history.initial_val_loss``, repeated in the first epoch's log as
+        ``initial_val_loss``); when the best weights are kept (``restore_best_weights`` or
+        early stopping) that score is the best so far (epoch 0), and if no epoch beats it the
+        starting weights are put back at the end (a ``best_weights`` event with
+        ``best_epoch`` 0). A model started from PCA's solution thus never ends worse than PCA
+        on the validation data.
+
+        Checkpoints: a :class:`~aekit.training.checkpoint.Checkpointer` among the callbacks
+        gets the full state once the step count reaches the next multiple of its
+        ``every_steps`` (mid-epoch, or at the epoch end when that step is the epoch's last)
+        and whenever :data:`CHECKPOINT_SECONDS` of training have passed since the last one
+        (checked after every step and at every epoch end), but not merely because an epoch
+        ended; the final state is written when the loop ends (before the best weights are put
+        back, so that a resume of a finished run ends the same way). A Checkpointer may resume
+        a run (in its ``on_train_begin``) through :meth:`load_training_state`.
 
         Args:
-            x_train: (n, n_features) float32 tensor on the model's device.
+            x_train: (n, n_features) float32 tensor on the model's device, or out-of-core
+                training data (``StreamedTrainingData``).
             x_val: optional validation tensor, scored after every epoch.
+            y_train: optional reconstruction target of ``x_train``'s shape (denoising:
+                ``x_train`` noisy, ``y_train`` clean); every batch takes the same rows of
+                both. Not for out-of-core data.
+            y_val: optional target of ``x_val``'s shape.
 
         Returns:
             The history of per-epoch logs and events.
+
+        Raises:
+            ConfigError: a target of the wrong shape, or a target with out-of-core data.
+            TrainingError: every step had a non-finite loss or gradient.
         """
+        self._check_targets(x_train, x_val, y_train, y_val)
         train = self.config.train
         n_train = x_train.shape[0]
         batch_size = self._batch_size(n_train)
+        self.batch_size = batch_size
         self.steps_per_epoch = math.ceil(n_train / batch_size)
         drop_single = self._has_batch_norm() and n_train % batch_size == 1
         if drop_single:  # batch norm cannot normalise a batch of one sample
@@ -228,6 +342,7 @@ class Trainer(Resumable):
         if not isinstance(x_train, torch.Tensor):  # out of core: batches inside chunks
             self.steps_per_epoch = x_train.steps_per_epoch(batch_size, self._has_batch_norm())
         self.epochs = train.epochs or auto_epochs(self.steps_per_epoch)
+        self.patience = self._resolve_patience()
         total_steps = self.steps_per_epoch * self.epochs
         self.schedule = Schedule(self.config.schedule, self.config.optim.lr, total_steps,
                                  self.steps_per_epoch)
@@ -238,31 +353,33 @@ class Trainer(Resumable):
         self._best_val, self._best_state, self._bad_epochs = math.inf, None, 0
         self._best_epoch = 0
         self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
+        self._resumed, self._saved_at = False, None
         self._checkpointers = [cb for cb in self.callbacks if isinstance(cb, Checkpointer)]
         if self._checkpointers:
-            self.data_fingerprint = data_fingerprint(x_train) if isinstance(
+            self.data_fingerprint = data_fingerprint(x_train, y_train) if isinstance(
                 x_train, torch.Tensor) else x_train.fingerprint()
         self.model.train()
+        self._events_open = False
         for cb in self.callbacks:
             cb.on_train_begin(self)  # a Checkpointer may load a saved state here
+        if not self._resumed:  # a resumed run has its score (and best state) back
+            self._score_initial_weights(x_val, y_val)
+        self._release_held_events()
         every = self._checkpointers[0].every_steps if self._checkpointers else None
         self._checkpoint_every = every
         self._next_checkpoint = self._checkpoint_after(self.step)
+        self._arm_checkpoint_timer()
         t_start = time.perf_counter()
         for epoch in range(self.epoch, self.epochs):
             if self.stop_training:  # a resumed run that had already stopped early
                 break
-            self._run_epoch(epoch, x_train, x_val, batch_size, n_train)
+            self._run_epoch(epoch, x_train, x_val, y_train, y_val, batch_size, n_train)
             if self.stop_training:
                 break
         self.epoch = min(len(self.history.epochs), self.epochs)
-        if self._best_state is not None and self.history.epochs[-1]["val_loss"] > self._best_val:
-            self.restore(self._best_state)
-            if not any(e["kind"] == "early_stop" for e in self.history.events):
-                self.log_event("best_weights", "restored the weights with the lowest validation "
-                               f"loss ({self._best_val:.4g}, epoch {self._best_epoch}); the last "
-                               f"epoch had {self.history.epochs[-1]['val_loss']:.4g}",
-                               best_epoch=self._best_epoch)
+        if self._checkpointers and self._saved_at != (self.step, self.epoch, 0):
+            self._save_checkpoints(self.epoch, 0, (0.0, 0, 0))  # the final state
+        self._restore_best()
         if self.skipped_steps and self.skipped_steps >= self.step:
             raise TrainingError(f"every one of the {self.step} steps had a non-finite loss or "
                                 "gradient; lower --lr, set --clip-norm, or check the data")
@@ -272,9 +389,45 @@ class Trainer(Resumable):
             cb.on_train_end(self, logs)
         return self.history
 
-    def _run_epoch(self, epoch: int, x_train: torch.Tensor, x_val: torch.Tensor | None,
+    def _score_initial_weights(self, x_val: torch.Tensor | None,
+                               y_val: torch.Tensor | None) -> None:
+        """Score the starting weights on the validation set; when the best weights are kept,
+        they are the best so far (epoch 0): training can then only end better on it. The
+        cost is one validation pass, as at every epoch end."""
+        has_val = x_val is not None and len(x_val) > 0
+        initial = mean_loss(self.model, x_val, y_val) if has_val else None
+        if self.world > 1:  # every rank takes part, as for the per-epoch score
+            initial = distributed.from_main(initial, self.flat.data.device)
+        if initial is None:
+            return
+        self.history.initial_val_loss = initial
+        if self._keeps_best() and math.isfinite(initial):
+            self._best_val, self._best_state, self._best_epoch = initial, self.snapshot(), 0
+
+    def _restore_best(self) -> None:
+        """Put back the best weights when the last epoch's are worse (or not finite)."""
+        if self._best_state is None or not self.history.epochs:
+            return
+        last = self.history.epochs[-1]["val_loss"]
+        if last is None or last <= self._best_val:
+            return
+        self.restore(self._best_state)
+        if any(e["kind"] == "early_stop" for e in self.history.events):
+            return  # its event already says so
+        if self._best_epoch == 0:
+            what = (f"restored the initial weights: no epoch beat their validation loss "
+                    f"({self._best_val:.4g}, before training)")
+        else:
+            what = (f"restored the weights with the lowest validation loss ({self._best_val:.4g}"
+                    f", epoch {self._best_epoch})")
+        self.log_event("best_weights", f"{what}; the last epoch had {last:.4g}",
+                       best_epoch=self._best_epoch, best_val_loss=self._best_val)
+
+    def _run_epoch(self, epoch: int, x_train: Any, x_val: torch.Tensor | None,
+                   y_train: torch.Tensor | None, y_val: torch.Tensor | None,
                    batch_size: int, n_train: int) -> None:
-        """One epoch (or the rest of one, after a resume), then its logs and checkpoint."""
+        """One epoch (or the rest of one, after a resume), then its logs (and a checkpoint
+        when one is due, see :meth:`fit`)."""
         self.epoch = epoch
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
@@ -283,15 +436,17 @@ class Trainer(Resumable):
         first = self._resume_batch
         loss_sum, loss_count, samples = self._resume_totals
         self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
-        batches = self._epoch_batches(x_train, batch_size, n_train, first)
-        for i, xb in zip(range(first, self.steps_per_epoch), batches):
+        batches = self._epoch_batches(x_train, y_train, batch_size, n_train, first)
+        last_batch = self.steps_per_epoch - 1
+        for i, (xb, yb) in zip(range(first, self.steps_per_epoch), batches):
             n_batch = xb.shape[0]  # the global batch
             self.lr = self.schedule.lr(self.step)
             if self.world > 1:
                 part, weight = distributed.shard(xb, self.world, self.rank)  # a view
-                loss = self.train_step(part, weight)
+                target = None if yb is None else distributed.shard(yb, self.world, self.rank)[0]
+                loss = self.train_step(part, weight, target)
             else:
-                loss = self.train_step(xb)
+                loss = self.train_step(xb, 1.0, yb)
             if math.isfinite(loss):
                 loss_sum += loss * n_batch
                 loss_count += n_batch
@@ -299,7 +454,7 @@ class Trainer(Resumable):
             for cb in self.callbacks:
                 cb.on_step_end(self, self.step, loss)
             self.step += 1
-            if self.step >= self._next_checkpoint and i + 1 < self.steps_per_epoch:
+            if i < last_batch and self._checkpoint_due():  # at the last batch: the epoch end
                 self._save_checkpoints(epoch, i + 1, (loss_sum, loss_count, samples))
             if self.world > 1:  # a callback's stop on one rank stops them all
                 self.stop_training = distributed.any_rank(self.stop_training,
@@ -307,7 +462,8 @@ class Trainer(Resumable):
             if self.stop_training:
                 break
         seconds = time.perf_counter() - t0
-        val_loss = mean_loss(self.model, x_val) if x_val is not None and len(x_val) else None
+        val_loss = mean_loss(self.model, x_val, y_val) if x_val is not None and len(x_val) \
+            else None
         if self.world > 1:  # decisions on it (lr cut, early stopping) are rank 0's
             val_loss = distributed.from_main(val_loss, self.flat.data.device)
         logs = {"epoch": epoch + 1, "step": self.step, "lr": self.lr,
@@ -315,6 +471,8 @@ class Trainer(Resumable):
                 "val_loss": val_loss, "seconds": seconds,
                 "samples_per_second": samples / max(seconds, 1e-9),
                 "skipped_steps": self.skipped_steps}
+        if epoch == 0 and self.history.initial_val_loss is not None:
+            logs["initial_val_loss"] = self.history.initial_val_loss
         self.history.epochs.append(logs)
         if self.schedule.on_epoch_end(val_loss):
             self.log_event("lr_cut", f"validation loss stalled: lr now {self.schedule.lr(self.step):.3g}")
@@ -323,32 +481,39 @@ class Trainer(Resumable):
         self._early_stopping(val_loss)
         if self.world > 1:
             self.stop_training = distributed.any_rank(self.stop_training, self.flat.data.device)
-        if self._checkpointers:
+        if self._checkpoint_due():
             self._save_checkpoints(epoch + 1, 0, (0.0, 0, 0))
 
-    def _epoch_batches(self, x_train: Any, batch_size: int, n_train: int,
-                       first: int) -> Iterator[torch.Tensor]:
-        """The epoch's global batches from ``first`` on: slices of a fresh permutation of the
-        training tensor, or, out of core, batches of shuffled rows of shuffled chunks."""
+    def _epoch_batches(self, x_train: Any, y_train: torch.Tensor | None, batch_size: int,
+                       n_train: int, first: int
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The epoch's global batches from ``first`` on, as (inputs, targets or None): the same
+        slice of a fresh permutation of the training tensor and of its target, or, out of core
+        (never with a target), batches of shuffled rows of shuffled chunks."""
         train = self.config.train
         if not isinstance(x_train, torch.Tensor):
-            yield from x_train.epoch_batches(self.generator, batch_size, train.shuffle, first,
-                                             self._has_batch_norm())
+            for xb in x_train.epoch_batches(self.generator, batch_size, train.shuffle, first,
+                                            self._has_batch_norm()):
+                yield xb, None
+            return
+        if batch_size == n_train and not train.shuffle:
+            for _ in range(first, self.steps_per_epoch):
+                yield x_train, y_train
             return
         order = (torch.randperm(n_train, generator=self.generator) if train.shuffle
                  else torch.arange(n_train)).to(x_train.device)
         for i in range(first, self.steps_per_epoch):
-            if batch_size == n_train and not train.shuffle:
-                yield x_train
-            else:
-                # index_select, not x[idx]: ten times faster for a batch of rows on the CPU
-                yield x_train.index_select(0, order[i * batch_size:(i + 1) * batch_size])
+            # index_select, not x[idx]: ten times faster for a batch of rows on the CPU
+            rows = order[i * batch_size:(i + 1) * batch_size]
+            yield (x_train.index_select(0, rows),
+                   None if y_train is None else y_train.index_select(0, rows))
 
     def _early_stopping(self, val_loss: float | None) -> None:
-        """Keep the best weights (``restore_best_weights``) and stop after ``patience``."""
-        train = self.config.train
-        patience = train.early_stopping_patience
-        if val_loss is None or (patience is None and not train.restore_best_weights):
+        """Keep the best weights (``restore_best_weights`` or early stopping) and stop after
+        ``patience`` epochs without a better validation loss (the starting weights' score,
+        epoch 0, counts as one: see :meth:`fit`)."""
+        patience = self.patience
+        if val_loss is None or not self._keeps_best():
             return
         if val_loss < self._best_val:
             self._best_val, self._best_state, self._bad_epochs = val_loss, self.snapshot(), 0
@@ -358,23 +523,38 @@ class Trainer(Resumable):
             return
         self._bad_epochs += 1
         if self._bad_epochs >= patience:
+            which = ("the initial weights, which no epoch beat" if self._best_epoch == 0
+                     else f"the best weights (epoch {self._best_epoch})")
             self.log_event("early_stop", f"no better validation loss for {patience} "
-                           f"epochs; restoring the best weights (val_loss {self._best_val:.4g})",
-                           best_epoch=self._best_epoch)
+                           f"epochs; restoring {which} (val_loss {self._best_val:.4g})",
+                           best_epoch=self._best_epoch, best_val_loss=self._best_val)
             self.stop_training = True
 
     # -- checkpoints --------------------------------------------------------------------------
     def _checkpoint_after(self, step: int) -> float:
-        """The next step count at which a mid-epoch checkpoint is due (inf: never)."""
+        """The next step count at which a checkpoint is due (inf: none by step count)."""
         every = self._checkpoint_every
         return math.inf if not every else (step // every + 1) * every
+
+    def _arm_checkpoint_timer(self) -> None:
+        self._checkpoint_deadline = (time.perf_counter() + CHECKPOINT_SECONDS
+                                     if self._checkpointers else math.inf)
+
+    def _checkpoint_due(self) -> bool:
+        """The step count reached the next multiple of ``every_steps``, or
+        :data:`CHECKPOINT_SECONDS` passed since the last checkpoint (one clock read)."""
+        return self.step >= self._next_checkpoint or (
+            self._checkpoint_deadline != math.inf
+            and time.perf_counter() >= self._checkpoint_deadline)
 
     def _save_checkpoints(self, epoch: int, batch: int, totals: tuple[float, int, int]) -> None:
         """Hand the state to the checkpointers: next ``batch`` of ``epoch`` is to run."""
         self._position = (epoch, batch, totals)
         for cp in self._checkpointers if self.rank == 0 else ():  # rank 0 writes
             cp.save(self)
+        self._saved_at = (self.step, epoch, batch)
         self._next_checkpoint = self._checkpoint_after(self.step)
+        self._arm_checkpoint_timer()
 
     def _has_batch_norm(self) -> bool:
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
