@@ -17,8 +17,8 @@ from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, load
 from aekit.errors import ConfigError, DataError
 from aekit.estimator import AutoencoderTransformer
-from aekit.pipeline import (MAX_HELD_ROWS, choose_scaler, data_defaults, load_splits, prepare,
-                            prepare_spec, split_plan)
+from aekit.pipeline import (MAX_HELD_ROWS, choose_scaler, clearly_better_than_pca, data_defaults,
+                            load_splits, prepare, prepare_spec, split_plan, validation_fraction)
 from aekit.runner import train_run
 
 QUICK = dict(epochs=2, threads=1, progress=False, diagnostics_every_steps=None)
@@ -202,3 +202,41 @@ def test_dataset_input_keeps_its_kind():
                  "img", None, None)
     run = prepare(RunConfig().replace(**QUICK), ds)
     assert run.scaler.mode == "minmax" and run.config.model.latent_dim == 4
+
+
+# -- validation rows and the PCA gate ------------------------------------------------------------
+def test_validation_auto_is_a_tenth_but_at_least_200_rows_and_at_most_a_quarter():
+    assert validation_fraction("auto", 100_000) == 0.1
+    assert validation_fraction("auto", 1000) == pytest.approx(0.2)
+    assert validation_fraction("auto", 300) == 0.25
+    assert validation_fraction(0.05, 300) == 0.05
+    _, val, _ = split_plan(1000, 0.1, "auto", seed=0)
+    assert len(val) == 200  # 10% of the 900 rows left after the test rows is under 200
+
+
+def test_clearly_better_than_pca_needs_more_than_noise():
+    rng = np.random.default_rng(0)
+    pca = rng.gamma(2.0, size=400)
+    keep, why = clearly_better_than_pca(pca * 0.8, pca)
+    assert keep and "-20.0%" in why
+    noisy = pca * rng.normal(0.98, 0.3, size=400)  # 2% better on average, within the noise
+    assert not clearly_better_than_pca(noisy, pca)[0]
+    assert not clearly_better_than_pca(pca[:2] * 0.5, pca[:2])[0]  # too few rows to tell
+
+
+def test_a_model_that_cannot_beat_pca_ends_as_pca(tabular):
+    # pure noise beyond the 2-D structure: the hidden path has nothing to learn
+    noise = tabular + np.random.default_rng(3).normal(0, 40, tabular.shape).astype(np.float32)
+    ae = aekit.Autoencoder(latent_dim=2, threads=1, progress=False, epochs=30,
+                           diagnostics_every_steps=None)
+    history = ae.fit(noise)
+    check = [e for e in history.events if e["kind"] == "pca_check"]
+    assert len(check) == 1
+    run = prepare(ae.config, noise)
+    pca_rec = run.pca.inverse_transform(run.pca.transform(run.x_val))
+    if not check[0]["kept_model"]:
+        np.testing.assert_allclose(ae.reconstruct_scaled(run.x_val), pca_rec, atol=1e-4)
+        assert "kept PCA's solution" in check[0]["message"]
+    else:  # kept only with a clear gain
+        assert float(np.mean((ae.reconstruct_scaled(run.x_val) - run.x_val) ** 2)) < \
+            float(np.mean((pca_rec - run.x_val) ** 2))

@@ -23,8 +23,8 @@ from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features
 from aekit.errors import ConfigError, FormatError, TrainingError
 from aekit.models import build_model
-from aekit.pipeline import (PCABaseline, PreparedRun, as_dataset, comparable_with_pca, prepare,
-                            pca_validation_mse, reconstruction_errors, starts_from_pca)
+from aekit.pipeline import (PreparedRun, as_dataset, pca_callbacks, prepare,
+                            reconstruction_errors, starts_from_pca)
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
                                  write_json)
 from aekit.training.callbacks import Callback, ProgressBar
@@ -128,10 +128,8 @@ class Autoencoder:
         self._sanity_check(t_train)
         if cfg.train.lr_auto:  # the learning-rate range test picks --lr (aekit lr-find)
             cfg = self.config = auto_lr(self.model, cfg, t_train)
-        all_callbacks = list(callbacks)
-        pca_val = pca_validation_mse(run)
-        if pca_val is not None and comparable_with_pca(cfg):
-            all_callbacks.append(PCABaseline(pca_val, int(run.pca.n_components_)))
+        # the PCA gate first: its event must reach metrics.jsonl before it is closed
+        all_callbacks = [*pca_callbacks(run, cfg, self.output_activation), *callbacks]
         all_callbacks += default_callbacks(cfg.train, t_train, all_callbacks)
         if cfg.train.tensorboard:  # --tensorboard DIR
             from aekit.training.tensorboard import TensorBoardWriter

@@ -281,7 +281,10 @@ class TrainConfig:
                                   "split); default: chosen from the data, 256 for 10,000 "
                                   "rows or more, fewer for small tables", None, auto=True)
     shuffle: bool = _opt("reshuffle the training split every epoch", True)
-    validation_split: float = _opt("share of the training data held out for validation", 0.1)
+    validation_split: float | str = _opt(
+        "share of the training data held out for validation; auto = a tenth, but at least "
+        "200 rows (at most a quarter) on small data, where the best epoch and the comparison "
+        "with PCA need enough rows to be trusted", "auto")
     clip_norm: float | None = _opt("clip gradients to this global L2 norm", None)
     clip_value: float | None = _opt("clip each gradient element to [-v, v]", None)
     early_stopping_patience: int | str | None = _opt(
@@ -324,7 +327,8 @@ class TrainConfig:
         _check_number("epochs", self.epochs, low=1, integer=True, optional=True)
         _check_number("nproc", self.nproc, low=1, integer=True)
         _check_number("batch_size", self.batch_size, low=1, integer=True, optional=True)
-        _check_number("validation_split", self.validation_split, low=0.0, high=0.9)
+        if self.validation_split != "auto":
+            _check_number("validation_split", self.validation_split, low=0.0, high=0.9)
         _check_number("clip_norm", self.clip_norm, low=0.0, low_open=True, optional=True)
         _check_number("clip_value", self.clip_value, low=0.0, low_open=True, optional=True)
         if self.early_stopping_patience != "auto":

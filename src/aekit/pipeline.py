@@ -59,15 +59,29 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[n_held:]), np.sort(order[:n_held])
 
 
-def split_plan(n: int, test_fraction: float, validation_fraction: float,
+MIN_AUTO_VAL_ROWS = 200  # validation_split "auto": at least this many rows ...
+MAX_AUTO_VAL_SHARE = 0.25  # ... but never more than this share of the rows
+
+
+def validation_fraction(value: float | str, n: int) -> float:
+    """The share of ``n`` rows held for validation; ``auto``: 10%, but at least
+    ``MIN_AUTO_VAL_ROWS`` rows and at most ``MAX_AUTO_VAL_SHARE`` of them."""
+    if value != "auto":
+        return float(value)
+    if n <= 0:
+        return 0.1
+    return max(0.1, min(MAX_AUTO_VAL_SHARE, MIN_AUTO_VAL_ROWS / n))
+
+
+def split_plan(n: int, test_fraction: float, validation_split: float | str,
                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (train, validation, test) of ``n`` rows, as every entry point splits them.
 
     The test rows are drawn with ``TEST_SPLIT_SEED``, the validation rows from the remaining rows
-    with ``seed``.
+    with ``seed`` (``validation_split`` a share or ``auto``, see :func:`validation_fraction`).
     """
     rest, test = split_indices(n, test_fraction, TEST_SPLIT_SEED)
-    keep, val = split_indices(len(rest), validation_fraction, seed)
+    keep, val = split_indices(len(rest), validation_fraction(validation_split, len(rest)), seed)
     return rest[keep], rest[val], test
 
 
@@ -332,6 +346,40 @@ def pca_validation_mse(run: PreparedRun) -> float | None:
     return pca_errors(run.pca, run.x_val, run.y_val)["mse"]
 
 
+KEEP_T = 2.0  # the trained model replaces PCA's solution when it is this many standard errors better
+
+
+def clearly_better_than_pca(model_sse: np.ndarray, pca_sse: np.ndarray) -> tuple[bool, str]:
+    """Does the trained model beat PCA on the validation rows by more than noise?
+
+    Paired per-row squared errors: the mean difference must be negative and at least
+    ``KEEP_T`` standard errors from zero (a one-sided paired t-test at about 2.5%). On a few
+    dozen validation rows a model can look better than PCA by chance -- the best epoch is
+    chosen on those same rows -- and then lose on new data; a run that cannot show a clear
+    gain keeps PCA's solution, which it started from.
+
+    Returns:
+        The decision and a sentence with the numbers.
+    """
+    diff = np.asarray(model_sse, np.float64) - np.asarray(pca_sse, np.float64)
+    n = diff.shape[0]
+    change = diff.mean() / max(float(np.mean(pca_sse)), 1e-30)
+    if n < 3:
+        return False, f"{n} validation row(s) cannot show a gain"
+    se = diff.std(ddof=1) / math.sqrt(n)
+    t = -diff.mean() / se if se > 0 else (math.inf if diff.mean() < 0 else 0.0)
+    verdict = bool(t >= KEEP_T)
+    return verdict, (f"{change:+.1%} error change against PCA on {n} validation rows, "
+                     f"{t:.2f} standard errors ({'above' if verdict else 'below'} the "
+                     f"{KEEP_T:g} required)")
+
+
+def per_row_sse(x: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
+    """Squared error of each row (float64)."""
+    diff = np.asarray(x_hat, np.float64) - np.asarray(x, np.float64)
+    return np.einsum("ij,ij->i", diff, diff)
+
+
 def comparable_with_pca(cfg: RunConfig) -> bool:
     """True when the validation loss is a plain MSE, comparable with PCA's (not a VAE's KL, a
     code penalty or a cross-entropy)."""
@@ -350,6 +398,48 @@ class PCABaseline(Callback):
             trainer.log_event("pca_baseline", f"PCA-{self.latent_dim} validation mse "
                               f"{self.val_mse:.4g}", val_mse=self.val_mse,
                               latent_dim=self.latent_dim)
+
+
+class PCAGate(Callback):
+    """At the end of training, keeps the trained model only if it is clearly better than PCA
+    on the validation rows (:func:`clearly_better_than_pca`); otherwise puts the model back
+    on PCA's solution (``init_from_pca``: the linear path to PCA, the hidden path's output to
+    zero). Either way a ``pca_check`` event says what was decided and why. Put it first among
+    the callbacks, so that the event reaches ``metrics.jsonl`` before it is closed."""
+
+    def __init__(self, run: Any) -> None:
+        self.x_val = run.x_val
+        self.target = run.y_val if run.y_val is not None else run.x_val
+        self.pca = run.pca
+        self.pca_sse = per_row_sse(self.target, run.pca.inverse_transform(
+            run.pca.transform(run.x_val)))
+
+    @torch.inference_mode()
+    def on_train_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        model = trainer.model
+        model.eval()
+        device = next(model.parameters()).device
+        x_hat = np.concatenate([model(torch.from_numpy(self.x_val[i:i + 4096]).to(device))
+                                .x_hat.cpu().numpy() for i in range(0, len(self.x_val), 4096)])
+        keep, why = clearly_better_than_pca(per_row_sse(self.target, x_hat), self.pca_sse)
+        if not keep:
+            model.init_from_pca(self.pca.components_, self.pca.mean_)
+        trainer.log_event("pca_check", ("kept the trained model: " if keep else
+                                        "kept PCA's solution (the run's start): ") + why,
+                          kept_model=keep)
+
+
+def pca_callbacks(run: Any, cfg: RunConfig, output_activation: str) -> list[Callback]:
+    """The callbacks that compare a run with PCA: the baseline event (the doctor's yardstick)
+    and, for a model that started from PCA, the gate that keeps PCA unless clearly beaten."""
+    out: list[Callback] = []
+    pca_val = pca_validation_mse(run)
+    if pca_val is None or not comparable_with_pca(cfg):
+        return out
+    if starts_from_pca(cfg, output_activation) and run.x_val.shape[0] >= 3:
+        out.append(PCAGate(run))
+    out.append(PCABaseline(pca_val, int(run.pca.n_components_)))
+    return out
 
 
 def errors_vs_pca(reconstruct: Any, scaler: Scaler, pca: Any, x_raw: np.ndarray,

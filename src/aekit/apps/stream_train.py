@@ -36,10 +36,9 @@ from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features, load
 from aekit.data.out_of_core import CHUNK_BYTES, ChunkedNpy, StreamedTrainingData
 from aekit.errors import ConfigError, TrainingError
-from aekit.pipeline import (PCABaseline, choose_output, choose_scaler, comparable_with_pca,
-                            data_defaults, errors_vs_pca, held_count, in_unit_range,
-                            pca_validation_mse, split_plan, starts_from_pca, training_figures,
-                            validation_errors)
+from aekit.pipeline import (choose_output, choose_scaler, data_defaults, errors_vs_pca,
+                            held_count, in_unit_range, pca_callbacks, split_plan, starts_from_pca,
+                            training_figures, validation_errors)
 from aekit.serialization import write_json
 from aekit.training import distributed
 from aekit.training.callbacks import Callback, MetricsWriter, ProgressBar
@@ -184,9 +183,8 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
         hooks = [metrics, prepare_checkpoints(cfg, out_dir), *hooks]
     else:
         hooks = [distributed.follower_checkpointer(cfg, out_dir), *hooks]
-    pca_val = pca_validation_mse(run)
-    if pca_val is not None and comparable_with_pca(cfg):
-        hooks.append(PCABaseline(pca_val, int(run.pca.n_components_)))
+    # the PCA gate first: its event must reach metrics.jsonl before it is closed
+    hooks = [*pca_callbacks(run, cfg, ae.output_activation), *hooks]
     hooks += default_callbacks(cfg.train, probe, hooks)
     if cfg.train.tensorboard and main:  # --tensorboard DIR: the probe is the validation rows
         from aekit.training.tensorboard import TensorBoardWriter

@@ -160,7 +160,7 @@ def sweep(cfg: RunConfig, latent_dims: Sequence[int], out_dir: str | Path,
     sizes = parse_sizes(latent_dims)
     if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
         raise ConfigError(f"`threshold` must be between 0 and 1. Received: threshold={threshold!r}")
-    if cfg.train.validation_split <= 0:
+    if cfg.train.validation_split != "auto" and cfg.train.validation_split <= 0:
         raise ConfigError("a sweep chooses the size on validation rows: --validation-split "
                           f"must be > 0. Received: validation_split={cfg.train.validation_split}")
     data, test, test_source = load_splits(cfg)

@@ -46,6 +46,8 @@ def _field_type(f: dataclasses.Field) -> tuple[Callable[[str], Any] | None, bool
     optional = type(None) in typing.get_args(hint)
     if {int, str} <= set(typing.get_args(hint)):  # a count or "auto" (early_stopping_patience)
         return _none_or(_int_or_auto), False
+    if {float, str} <= set(typing.get_args(hint)):  # a share or "auto" (validation_split)
+        return _float_or_auto, False
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     base = tuple if typing.get_origin(hint) is tuple else hint
