@@ -222,7 +222,8 @@ def test_clearly_better_than_pca_needs_more_than_noise():
     z = rng.normal(size=400)
     noisy = pca - 0.01 * pca.mean() + 0.3 * pca * (z - z.mean()) / z.std()  # 1% better, noisy
     keep, why = clearly_better_than_pca(noisy, pca)
-    assert not keep and "-1.0%" in why and "below the 2 required" in why
+    assert not keep and "below the 2 required" in why
+    assert -0.03 < float(why.split("%")[0]) / 100 < 0  # a gain of a percent or two, not shown
     assert not clearly_better_than_pca(pca[:2] * 0.5, pca[:2])[0]  # too few rows to tell
 
 
