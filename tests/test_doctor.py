@@ -133,6 +133,28 @@ def test_plateau_triggers_a_warm_restart_with_auto_fix():
     assert trainer.schedule.lr(60) == pytest.approx(0.1)
 
 
+def test_plateau_warm_restart_in_a_real_run_brings_the_lr_back_to_its_peak(blobs):
+    # a learning rate too small to move the loss: a plateau after the doctor's 5 epochs
+    ae = Autoencoder(**{**TINY, "lr": 1e-7, "schedule": "cosine"}, epochs=10, auto_fix=True,
+                     validation_split=0.0)
+    ae.fit(blobs)
+    trainer = ae.trainer
+    per_epoch = trainer.steps_per_epoch
+    restarts = [e for e in trainer.history.events if e["kind"] == "warm_restart"]
+    assert restarts and restarts[0]["step"] == 6 * per_epoch  # after the 6th epoch
+    assert trainer.schedule.restart_offset == restarts[-1]["step"]
+    lrs = [e["lr"] for e in trainer.history.epochs]
+    # cosine decays over the run; the restart replays it from its peak
+    assert lrs[5] < lrs[0] and lrs[6] > lrs[5]
+    assert lrs[6] == pytest.approx(trainer.schedule.lr(7 * per_epoch - 1))
+    assert trainer.schedule.lr(6 * per_epoch) == pytest.approx(1e-7)
+    without = Autoencoder(**{**TINY, "lr": 1e-7, "schedule": "cosine"}, epochs=10,
+                          validation_split=0.0)
+    without.fit(blobs)
+    assert not [e for e in without.trainer.history.events if e["kind"] == "warm_restart"]
+    assert [e["lr"] for e in without.trainer.history.epochs][6] < lrs[5]
+
+
 def test_no_restart_without_auto_fix_or_while_improving():
     trainer, doctor = FakeTrainer(), Doctor(auto_fix=False, plateau_epochs=3)
     for epoch in range(8):

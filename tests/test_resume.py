@@ -56,6 +56,15 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.communicate()
 
 
+def _kill_mid_run(proc: subprocess.Popen, out: Path) -> None:
+    """SIGKILL a run that is still training: a kill that arrives after the run ended would
+    make the resume that follows a no-op, and the test would prove nothing."""
+    assert proc.poll() is None, "the run ended before it could be killed"
+    _kill(proc)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "summary.json").exists(), "the run finished before the kill"
+
+
 def _newest_step(out: Path) -> int:
     newest = list_checkpoints(out)
     return int(newest[0].name[11:21]) if newest else -1
@@ -83,19 +92,21 @@ def test_sigkill_at_random_moments_and_during_a_write_resumes_bitwise(baseline, 
     target = rng.randrange(1, 46)
     assert _wait_for(lambda: _newest_step(out) >= target or proc.poll() is not None)
     time.sleep(rng.uniform(0.0, 0.02))
-    _kill(proc)
+    _kill_mid_run(proc, out)
     # 2) resumed, then killed while a checkpoint sits written but not yet renamed
     proc = _train(out, "--resume", env=_env(**{SLOW_ENV: "30"}))
     assert _wait_for(lambda: any(out.glob(".checkpoint-*.tmp")) or proc.poll() is not None)
     assert proc.poll() is None, "the run ended before its checkpoint write could be interrupted"
     _kill(proc)
     assert any(out.glob(".checkpoint-*.tmp"))
-    # 3) resumed, killed again at a random moment after it wrote a new checkpoint
+    # 3) resumed, killed again at a random moment after it wrote a new checkpoint (each write
+    # takes 0.5 s here: the final checkpoint still lies ahead, so the run is alive at the kill)
     before = list_checkpoints(out)[0]
-    proc = _train(out, "--resume")
+    proc = _train(out, "--resume", env=_env(**{SLOW_ENV: "0.5"}))
     assert _wait_for(lambda: list_checkpoints(out)[0] != before or proc.poll() is not None)
-    time.sleep(rng.uniform(0.0, 0.5))
-    _kill(proc)
+    assert _newest_step(out) < 92
+    time.sleep(rng.uniform(0.0, 0.3))
+    _kill_mid_run(proc, out)
     # 4) resumed to the end
     proc = _train(out, "--resume")
     _, err = proc.communicate(timeout=300)
@@ -283,3 +294,112 @@ def test_an_event_logged_at_the_start_is_not_repeated_on_resume(tmp_path):
     trainer = _fit_trainer(tmp_path, cfg, _data(False), [Baseline(), seen], resume=True)
     assert "pca_baseline" not in seen.kinds
     assert [e["kind"] for e in trainer.history.events].count("pca_baseline") == 1
+
+
+# -- the outcome, not only the weights: findings, events, the doctor's budget ------------------
+DEEP = dict(data="digits", hidden=(64, 48, 32, 24), latent_dim=8, activation="sigmoid",
+            optimizer="sgd", lr=0.1, schedule="constant", batch_size=32, epochs=6, threads=1,
+            progress=False, diagnostics_every_steps=20, pca_init=False,
+            checkpoint_every_steps=25, seed=1)  # 270 steps; vanishing gradients, worse than PCA
+
+
+def _outcome(summary: dict) -> tuple:
+    """What a resume must reproduce: the findings whole, the events' kinds and steps."""
+    return summary["findings"], [(e["kind"], e["step"]) for e in summary["events"]]
+
+
+@pytest.mark.parametrize("crash_at", [30, 255])
+def test_crash_and_resume_ends_with_the_same_findings_and_events(tmp_path, crash_at):
+    # 255: resumed from step 250, after which the run takes a single diagnostics sample; the
+    # findings must still come from all 14 samples (the last quarter of them for vanishing
+    # gradients), and the doctor's smoothed loss must not start over
+    cfg = RunConfig().replace(**DEEP, auto_fix=True)
+    whole = train_run(cfg, tmp_path / "whole")
+    assert {f["kind"] for f in whole["findings"]} >= {"vanishing_gradients"}
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path / "crashed", callbacks=[_Crash(crash_at)])
+    resumed = train_run(cfg.replace(resume=True), tmp_path / "crashed")
+    assert _outcome(resumed) == _outcome(whole)
+    want = load_file(tmp_path / "whole" / "model.safetensors")
+    got = load_file(tmp_path / "crashed" / "model.safetensors")
+    assert all(want[k].numpy().tobytes() == got[k].numpy().tobytes() for k in want)
+
+    def diagnostics(run: Path) -> list[dict]:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if r.get("type") == "diagnostics"]
+
+    assert diagnostics(tmp_path / "crashed") == diagnostics(tmp_path / "whole")
+
+
+class _NaNAt(Callback):
+    """A NaN gradient at the given steps: the doctor rolls back (and counts it)."""
+
+    def __init__(self, steps: set[int]) -> None:
+        self.steps = steps
+
+    def on_after_backward(self, trainer, step: int) -> None:
+        if step in self.steps:
+            trainer.flat.grad[0] = float("nan")
+
+
+def test_the_doctors_rollback_budget_survives_a_resume(tmp_path):
+    from aekit.errors import TrainingError
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(1).normal(size=(90, 6)).astype(np.float32))
+    cfg = _cfg(str(data), epochs=6, max_rollbacks=1, checkpoint_every_steps=5)
+    nans = _NaNAt({3, 17})  # one rollback allowed: the second NaN ends the run
+    with pytest.raises(TrainingError, match=r"after 1 rollback"):
+        train_run(cfg, tmp_path / "whole", callbacks=[nans])
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path / "crashed", callbacks=[nans, _Crash(12)])
+    with pytest.raises(TrainingError, match=r"after 1 rollback"):
+        train_run(cfg.replace(resume=True), tmp_path / "crashed", callbacks=[nans])
+
+
+class _Peek(Callback):
+    """Copies the doctor's good state when the (resumed) run's first epoch begins, then stops."""
+
+    def __init__(self, doctor) -> None:
+        self.doctor = doctor
+
+    def on_epoch_begin(self, trainer, epoch: int) -> None:
+        self.good_step = self.doctor._good_step
+        self.good = {k: v.clone() for k, v in self.doctor._good.items()}
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("doctor_first", [True, False])
+def test_a_callbacks_saved_state_wins_over_its_on_train_begin(tmp_path, doctor_first):
+    """The doctor takes a first good state in on_train_begin; on resume the saved one (an
+    older step's) replaces it, whether the doctor comes before or after the checkpointer."""
+    import torch
+
+    from aekit.models import MLPAutoencoder
+    from aekit.training.checkpoint import Checkpointer, load_latest
+    from aekit.training.doctor import Doctor
+    from aekit.training.trainer import Trainer
+
+    # 6 steps per epoch, checkpoints at steps 4 and 8; the doctor's good state at step 8 is
+    # that of step 6 (the epoch end), not the weights of step 8
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=3, batch_size=5,
+                              checkpoint_every_steps=4, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_trainer(tmp_path, cfg, _data(False), [Doctor(snapshot_every_steps=3), _Crash(9)])
+    saved = load_latest(tmp_path)
+    assert saved.step == 8 and saved.meta["callbacks"]["Doctor"]["good_step"] == 6
+    torch.manual_seed(0)
+    doctor = Doctor(snapshot_every_steps=3)
+    checkpointer = Checkpointer(tmp_path, 4, resume_from=saved)
+    peek = _Peek(doctor)
+    callbacks = [doctor, checkpointer] if doctor_first else [checkpointer, doctor]
+    trainer = Trainer(MLPAutoencoder(cfg.model, 5, "sigmoid"), cfg, [*callbacks, peek])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(**_data(False))
+    assert trainer._resumed and trainer.step == 8 and peek.good_step == 6
+    prefix = "callback.Doctor.good."
+    good = {k[len(prefix):]: v for k, v in saved.tensors.items() if k.startswith(prefix)}
+    assert good.keys() == peek.good.keys()
+    assert all(torch.equal(good[k], peek.good[k]) for k in good)
+    assert not torch.equal(good["model.encoder.0.linear.weight"],
+                           trainer.model.state_dict()["encoder.0.linear.weight"])

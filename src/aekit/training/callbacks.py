@@ -3,6 +3,11 @@
 A callback overrides the no-op methods it needs; the trainer calls them in order. Callbacks
 may read the trainer's public state (``model``, ``flat``, ``step``, ``epoch``, ``lr``) and may
 ask it to act (``trainer.stop_training = True``, ``trainer.log_event(...)``).
+
+A callback with state that shapes the run's outcome (counters, smoothed values, samples that
+findings are computed from) returns it from :meth:`Callback.state_dict` and takes it back in
+:meth:`Callback.load_state_dict`: checkpoints carry it, so that a resumed run ends with the same
+findings and events as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,21 @@ class Callback:
         """Something notable happened (a rollback, a restart, an lr cut)."""
 
     def on_train_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The state a checkpoint keeps for an exact resume, or None (nothing to keep).
+
+        Values are plain JSON values or tensors (top-level values only; they travel as tensors
+        of the checkpoint, not in its JSON header).
+        """
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned (tensors on the model's device).
+
+        Called on resume after every callback's ``on_train_begin``, so it overrides what they
+        set up there. Raises :class:`aekit.errors.FormatError` on a malformed state.
+        """
 
 
 class MetricsWriter(Callback):

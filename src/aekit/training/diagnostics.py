@@ -20,11 +20,14 @@ leave out residual projections (``*.skip``). A layer whose weights are all zero 
 (the hidden path's output layers right after ``init_from_pca``) has no ``update_ratio``: a
 relative change of nothing is not a measure of step size.
 Each sample is one ``{"type": "diagnostics", ...}`` line of ``metrics.jsonl`` (through the
-run's :class:`MetricsWriter`) and an entry of :attr:`Diagnostics.records`.
+run's :class:`MetricsWriter`) and an entry of :attr:`Diagnostics.records`; the records travel
+with checkpoints (:meth:`Diagnostics.state_dict`), so that the findings of a resumed run are
+computed from every sample, not only those after the resume.
 
 Cost: plain MLPs train through ``fastpath``, which calls no module forward hook, so activation
 statistics come from a separate forward pass of the probe batch under ``torch.no_grad()`` with
-temporary hooks on the activation modules; batch-norm running statistics are put back after it.
+temporary hooks on the activation modules; batch-norm running statistics and the random
+streams (CPU and CUDA) are put back after it.
 The update ratio needs one copy of the weights on sampled steps only. Between samples the
 callback costs two integer comparisons per step. ``benchmarks/diagnostics_overhead.py``
 measures the total.
@@ -32,6 +35,7 @@ measures the total.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -115,8 +119,8 @@ def activation_stats(model: nn.Module, probe: torch.Tensor) -> dict[str, dict[st
     """Statistics of every hidden activation module's output on ``probe``.
 
     The forward pass runs under ``torch.no_grad()`` in the model's current mode; buffers
-    (batch-norm running statistics) and the CPU random state are restored afterwards, so the
-    measurement changes nothing in the run.
+    (batch-norm running statistics) and the random states (the CPU's and those of the CUDA
+    devices in use) are restored afterwards, so the measurement changes nothing in the run.
 
     Returns:
         ``{layer: {"act_mean", "act_std", "dead" or "saturated"}}``; the layer is the name of
@@ -132,7 +136,7 @@ def activation_stats(model: nn.Module, probe: torch.Tensor) -> dict[str, dict[st
         return stats
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     try:  # fork the RNG: dropout or a VAE's sampling must not shift the run's random stream
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), torch.random.fork_rng(devices=_cuda_devices(model, probe)):
             model(probe)
     finally:
         for handle in handles:
@@ -141,6 +145,14 @@ def activation_stats(model: nn.Module, probe: torch.Tensor) -> dict[str, dict[st
             for k, v in model.named_buffers():
                 v.copy_(buffers[k])
     return stats
+
+
+def _cuda_devices(model: nn.Module, probe: torch.Tensor) -> list[int]:
+    """The CUDA devices whose random streams a forward pass of ``model`` on ``probe`` may draw
+    from (empty on the CPU): ``fork_rng`` saves and restores exactly these, so that the probe
+    pass shifts no stream, CPU or CUDA."""
+    tensors = [probe, *model.parameters(), *model.buffers()]
+    return sorted({t.device.index or 0 for t in tensors if t.is_cuda})
 
 
 def _stats_hook(owner: str, module: nn.Module, stats: dict[str, dict[str, float]]) -> Any:
@@ -246,3 +258,19 @@ class Diagnostics(Callback):
         self.records.append(record)
         if self._writer is not None:
             self._writer.write(record)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The samples so far, as one tensor of JSON text (a long run's samples can outgrow
+        a checkpoint's JSON header)."""
+        text = json.dumps(self.records, allow_nan=True).encode("utf-8")
+        return {"records_json": torch.frombuffer(bytearray(text), dtype=torch.uint8)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back the samples of :meth:`state_dict`."""
+        raw = state["records_json"]
+        if not isinstance(raw, torch.Tensor) or raw.dtype != torch.uint8:
+            raise ValueError("records_json must be a uint8 tensor")
+        records = json.loads(bytes(raw.cpu().numpy().tobytes()).decode("utf-8"))
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("the records must be a list of objects")
+        self.records = records

@@ -16,6 +16,11 @@ and at each healthy epoch end. Then:
 After ``max_rollbacks`` rollbacks a further one raises :class:`TrainingError` (the weights are
 left at the last good state, so a caller can still save them). Every remedy is logged with
 ``trainer.log_event`` (console, ``metrics.jsonl``, ``summary.json``'s ``events``).
+
+Its state (rollbacks and restarts spent, the last good state and its step, the smoothed loss
+and its best, the epoch losses the plateau rule reads) travels with checkpoints
+(:meth:`Doctor.state_dict`): a resumed run has the same remedies left and takes the same
+decisions as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -138,6 +143,39 @@ class Doctor(Callback):
                               f"({self.restarts}/{self.max_restarts})", restart=self.restarts)
             self._epoch_losses = [float(loss)]
 
+    def state_dict(self) -> dict[str, Any]:
+        """Counters, smoothed loss, epoch losses (JSON) and the last good state (tensors,
+        ``good.<name>``) for a checkpoint."""
+        state: dict[str, Any] = {
+            "rollbacks": self.rollbacks, "restarts": self.restarts, "good_step": self._good_step,
+            "ema": self._ema, "best_ema": self._best_ema,
+            "steps_since_reset": self._steps_since_reset, "epoch_bad": self._epoch_bad,
+            "epoch_losses": list(self._epoch_losses)}
+        for name, tensor in (self._good or {}).items():
+            state[f"good.{name}"] = tensor
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state_dict`'s values (a checkpoint without a good state keeps the
+        one taken when training began)."""
+        ints = {k: state[k] for k in ("rollbacks", "restarts", "good_step", "steps_since_reset")}
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in ints.values()):
+            raise ValueError(f"counters must be integers >= 0, got {ints}")
+        ema, best = state["ema"], state["best_ema"]
+        losses = state["epoch_losses"]
+        if not (ema is None or _is_number(ema)) or not _is_number(best) \
+                or not isinstance(losses, list) or not all(map(_is_number, losses)):
+            raise ValueError("ema, best_ema and epoch_losses must be numbers")
+        self.rollbacks, self.restarts = ints["rollbacks"], ints["restarts"]
+        self._good_step, self._steps_since_reset = ints["good_step"], ints["steps_since_reset"]
+        self._ema = None if ema is None else float(ema)
+        self._best_ema = float(best)
+        self._epoch_bad = bool(state["epoch_bad"])
+        self._epoch_losses = [float(v) for v in losses]
+        good = {k[5:]: v for k, v in state.items() if k.startswith("good.")}
+        if good:
+            self._good = good
+
     def _is_plateau(self) -> bool:
         losses = self._epoch_losses
         if len(losses) <= self.plateau_epochs:
@@ -145,6 +183,10 @@ class Doctor(Callback):
         before = min(losses[:-self.plateau_epochs])
         recent = min(losses[-self.plateau_epochs:])
         return (before - recent) < PLATEAU_REL_IMPROVEMENT * abs(before)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def default_callbacks(train_cfg: Any, probe: torch.Tensor | None,

@@ -5,13 +5,18 @@ checkpoint, and loaded back so that the run goes on as if it had never stopped.
 weights and optimizer (``snapshot``/``restore``, ``flat``), its position (``step``, ``epoch``,
 ``_position``), schedule, history (with the starting weights' validation loss),
 early-stopping state (best weights, which may be the starting ones, their epoch and loss, and
-the count of epochs without improvement), random generator and callbacks. The file format
-(safetensors + JSON metadata, checksums, atomic writes) is :mod:`aekit.training.checkpoint`'s.
+the count of epochs without improvement), random generators (the epoch permutation's, the CPU's
+and every CUDA device's) and the state of every callback that has one
+(:meth:`~aekit.training.callbacks.Callback.state_dict`: the training doctor's counters and
+last good state, the diagnostics' samples...), so that a resumed run ends with the same
+weights, findings and events. The file format (safetensors + JSON metadata, checksums, atomic
+writes) is :mod:`aekit.training.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -38,6 +43,7 @@ class Resumable:
         tensors = self.snapshot()
         tensors["rng.epoch_generator"] = epoch_rng.clone()
         tensors["rng.torch_global"] = torch.get_rng_state()
+        tensors.update({f"rng.cuda.{i}": t for i, t in enumerate(_cuda_rng_states())})
         if self._best_state is not None:
             tensors.update({f"best.{k}": v for k, v in self._best_state.items()})
         meta = {
@@ -45,6 +51,7 @@ class Resumable:
             "step": self.step, "epoch": epoch, "batch_in_epoch": batch,
             "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
             "skipped_steps": self.skipped_steps, "stop_training": self.stop_training,
+            "lr": self.lr,
             "schedule": self.schedule.state_dict(),
             "history": {"epochs": self.history.epochs, "events": self.history.events,
                         "initial_val_loss": self.history.initial_val_loss},
@@ -54,10 +61,30 @@ class Resumable:
                                "best_epoch": self._best_epoch},
             "config": config_fingerprint(self.config.to_dict()),
             "data": self.data_fingerprint, "checksum": "", "metrics_bytes": 0,
-            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks
-                          if callable(getattr(cb, "state_dict", None))},
+            "callbacks": {},
         }
+        for key, cb in self._callback_keys():
+            state = cb.state_dict() if callable(getattr(cb, "state_dict", None)) else None
+            if state is None:
+                continue
+            plain = {}
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"callback.{key}.{name}"] = value
+                else:
+                    plain[name] = value
+            meta["callbacks"][key] = plain
         return TrainingState(tensors, meta)
+
+    def _callback_keys(self) -> list[tuple[str, Any]]:
+        """(key, callback): the class name, ``#2``, ``#3``... appended to repeats."""
+        seen: dict[str, int] = {}
+        out = []
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            seen[name] = seen.get(name, 0) + 1
+            out.append((name if seen[name] == 1 else f"{name}#{seen[name]}", cb))
+        return out
 
     def load_training_state(self, state: TrainingState) -> None:
         """Continue from a checkpoint (called by a Checkpointer in ``on_train_begin``).
@@ -82,6 +109,9 @@ class Resumable:
         self.step, self.epoch = meta["step"], meta["epoch"]
         self.skipped_steps = meta["skipped_steps"]
         self.stop_training = bool(meta.get("stop_training", False))
+        lr = meta.get("lr")
+        if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+            self.lr = float(lr)
         self._resume_batch = meta["batch_in_epoch"]
         totals = meta["epoch_totals"]
         self._resume_totals = (float(totals["loss_sum"]), int(totals["loss_count"]),
@@ -93,13 +123,40 @@ class Resumable:
         self._best_val = math.inf if best is None else float(best)
         self._bad_epochs = int(meta["early_stopping"].get("bad_epochs", 0))
         self._best_epoch = int(meta["early_stopping"].get("best_epoch", 0))
-        for cb in self.callbacks:
-            saved = meta.get("callbacks", {}).get(type(cb).__name__)
-            if saved is not None and callable(getattr(cb, "load_state_dict", None)):
-                cb.load_state_dict(saved)
+        self._callback_states = self._saved_callback_states(state)
         self._position = (meta["epoch"], meta["batch_in_epoch"], self._resume_totals)
         self._saved_at = (self.step, meta["epoch"], meta["batch_in_epoch"])
         self._resumed = True
+
+    def _saved_callback_states(self, state: TrainingState) -> dict[str, dict[str, Any]]:
+        """Each callback's saved state by key, its tensors put back among its JSON values."""
+        saved = {key: dict(value) for key, value in state.meta.get("callbacks", {}).items()
+                 if isinstance(value, dict)}
+        device = self.flat.data.device
+        for name, tensor in state.tensors.items():
+            if name.startswith("callback."):
+                key, _, field = name[len("callback."):].partition(".")
+                saved.setdefault(key, {})[field] = tensor.to(device)
+        return saved
+
+    def load_callback_states(self) -> None:
+        """Give every callback the state the checkpoint holds for it (see
+        :meth:`load_training_state`); the trainer calls this once every callback has run its
+        ``on_train_begin``, so that a callback which sets itself up there (the doctor takes a
+        first good state) ends with the saved state, whatever its place in the list.
+
+        Raises:
+            FormatError: a callback's saved state is malformed.
+        """
+        states, self._callback_states = getattr(self, "_callback_states", None) or {}, None
+        for key, cb in self._callback_keys():
+            saved = states.get(key)
+            if saved is not None and callable(getattr(cb, "load_state_dict", None)):
+                try:
+                    cb.load_state_dict(saved)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise FormatError(f"checkpoint state of callback {key} is malformed "
+                                      f"({type(exc).__name__}: {exc})") from None
 
     def _load_tensors(self, state: TrainingState) -> None:
         """Weights, optimizer state, generator states and best weights from a checkpoint."""
@@ -132,5 +189,29 @@ class Resumable:
                 raise FormatError(f"{state.path}: checkpoint random state {key} is missing or "
                                   "malformed")
             setter(got.clone())
+        cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng.cuda.")),
+                                            key=lambda k: int(k.rsplit(".", 1)[1]))]
+        if any(t.dtype != torch.uint8 or t.dim() != 1 for t in cuda):
+            raise FormatError(f"{state.path}: checkpoint CUDA random state is malformed")
+        if self.flat.data.is_cuda and not cuda:
+            raise FormatError(f"{state.path}: checkpoint has no CUDA random state, and this run "
+                              "trains on CUDA (dropout, sampling would not resume exactly); it "
+                              "was written by a run on another device")
+        _set_cuda_rng_states(cuda)
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         self._best_state = best or None
+
+
+def _cuda_rng_states() -> list[torch.Tensor]:
+    """The random state of every CUDA device (empty without CUDA, or before CUDA is used)."""
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return []
+    return [t.clone() for t in torch.cuda.get_rng_state_all()]
+
+
+def _set_cuda_rng_states(states: list[torch.Tensor]) -> None:
+    """Put back :func:`_cuda_rng_states` (devices this machine lacks are left out)."""
+    if not states or not torch.cuda.is_available():
+        return
+    for index, state in enumerate(states[:torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(state.cpu(), index)

@@ -130,6 +130,17 @@ class TensorBoardWriter(Callback):
             self.writer.add_text("events", f"{event.get('kind')}: {event.get('message', '')}",
                                  int(event.get("step", trainer.step)))
 
+    def state_dict(self) -> dict[str, Any]:
+        """How many diagnostics samples are written already (a resumed run, whose samples
+        come back from the checkpoint, writes only the new ones)."""
+        return {"diag_seen": self._diag_seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        seen = state["diag_seen"]
+        if isinstance(seen, bool) or not isinstance(seen, int) or seen < 0:
+            raise ValueError(f"diag_seen must be an integer >= 0, got {seen!r}")
+        self._diag_seen = seen
+
     def on_train_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -126,6 +126,7 @@ class Trainer(Resumable):
         self._checkpoint_deadline: float = math.inf  # perf_counter time of the next timed one
         self._saved_at: tuple[int, int, int] | None = None  # (step, epoch, batch) last written
         self._resumed = False
+        self._callback_states: dict[str, dict[str, Any]] | None = None  # loaded, not yet given
         self._events_open = False  # False until fit() has run the callbacks' on_train_begin
         self._held_events: list[dict[str, Any]] = []
         self._position: tuple[int, int, tuple[float, int, int]] = (0, 0, (0.0, 0, 0))
@@ -360,8 +361,10 @@ class Trainer(Resumable):
                 x_train, torch.Tensor) else x_train.fingerprint()
         self.model.train()
         self._events_open = False
+        self._callback_states = None
         for cb in self.callbacks:
             cb.on_train_begin(self)  # a Checkpointer may load a saved state here
+        self.load_callback_states()  # the callbacks' own saved states, once all have begun
         if not self._resumed:  # a resumed run has its score (and best state) back
             self._score_initial_weights(x_val, y_val)
         self._release_held_events()
