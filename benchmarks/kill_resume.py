@@ -1,12 +1,20 @@
 """SIGKILL a training run at random moments, resume it, and compare with an uninterrupted run.
 
+The run raises findings: a deep sigmoid network trained by plain SGD, without the PCA start,
+diagnostics every 20 steps, the doctor's auto-fix on (vanishing gradients; worse than PCA).
 Each trial starts ``aekit train`` in a fresh folder, kills it with SIGKILL at a random moment
-(every fourth trial: resumes it and kills it again while a checkpoint is written but not yet
-renamed, through the ``AEKIT_TEST_SLOW_CHECKPOINT`` hook), resumes it to the end, and checks that
-the final weights are bitwise equal to the uninterrupted run's and that ``metrics.jsonl`` holds
-every epoch once, in order.
+of the training proper (every fourth trial: resumes it and kills it again while a checkpoint is
+written but not yet renamed, through the ``AEKIT_TEST_SLOW_CHECKPOINT`` hook), resumes it to the
+end, and checks against the uninterrupted run:
 
-    PYTHONPATH=src python benchmarks/kill_resume.py --kills 20
+- the final weights, bitwise;
+- ``metrics.jsonl``: every epoch once, in order, and the same diagnostics samples;
+- ``summary.json``: the same findings (kind, severity, step, message and evidence numbers) and
+  the same events (kind and step).
+
+A trial whose run had ended before the kill arrived proves nothing and counts as a failure.
+
+    PYTHONPATH=src python benchmarks/kill_resume.py --kills 3
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_ENV = "AEKIT_TEST_SLOW_CHECKPOINT"
-TOTAL_STEPS = 276  # 6 epochs of ceil(1455 / 32) = 46 steps (digits less the test and val splits)
-ARGS = ["--data", "digits", "--hidden", "32", "--latent-dim", "8", "--epochs", "6",
+TOTAL_STEPS = 540  # 12 epochs of ceil(1417 / 32) = 45 steps (digits less the test and val rows)
+ARGS = ["--data", "digits", "--hidden", "64,48,32,24", "--latent-dim", "8",
+        "--activation", "sigmoid", "--optimizer", "sgd", "--lr", "0.1", "--schedule", "constant",
+        "--no-pca-init", "--diagnostics-every-steps", "20", "--auto-fix", "--epochs", "12",
         "--batch-size", "32", "--checkpoint-every-steps", "10", "--threads", "1",
         "--no-progress", "--seed", "1"]
 
@@ -56,16 +66,53 @@ def same_weights(a: Path, b: Path) -> bool:
         for k in wa)
 
 
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def epoch_steps(run: Path) -> list[tuple[int, int]]:
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [(r["epoch"], r["step"]) for r in map(json.loads, lines) if r.get("type") == "epoch"]
+    return [(r["epoch"], r["step"]) for r in records(run) if r.get("type") == "epoch"]
+
+
+def diagnostics(run: Path) -> list[dict]:
+    return [r for r in records(run) if r.get("type") == "diagnostics"]
+
+
+def outcome(run: Path) -> tuple[list[dict], list[tuple[str, int]]]:
+    """The findings whole and the events' (kind, step) of ``summary.json``."""
+    summary = json.loads((run / "summary.json").read_text())
+    return summary["findings"], [(e["kind"], e["step"]) for e in summary["events"]]
+
+
+def describe(findings: list[dict], events: list[tuple[str, int]]) -> str:
+    found = ", ".join(f"{f['kind']}/{f['severity']}@{f['step']}" for f in findings)
+    return f"findings [{found}], events {events}"
+
+
+def compare(out: Path, baseline: Path) -> list[str]:
+    """What differs from the uninterrupted run (empty: nothing)."""
+    problems = []
+    if not same_weights(out, baseline):
+        problems.append("weights differ")
+    if epoch_steps(out) != epoch_steps(baseline):
+        problems.append("epochs differ")
+    if diagnostics(out) != diagnostics(baseline):
+        problems.append("diagnostics samples differ")
+    (found, events), (want_found, want_events) = outcome(out), outcome(baseline)
+    if found != want_found:
+        problems.append(f"findings differ: {describe(found, [])} vs "
+                        f"{describe(want_found, [])}")
+    if events != want_events:
+        problems.append(f"events differ: {events} vs {want_events}")
+    return problems
 
 
 def trial(out: Path, baseline: Path, rng: random.Random, slow: bool) -> str:
     """One kill and resume; returns a one-line description (starts with 'match' on success)."""
     proc = start(out)
-    # a random moment of the training proper: past a random step, then a random delay
-    target = rng.randrange(1, TOTAL_STEPS)
+    # a random moment of the training proper: past a random step, then a random delay (not
+    # so late that the run could end before the kill)
+    target = rng.randrange(1, TOTAL_STEPS - 40)
     while newest_step(out) < target and proc.poll() is None:
         time.sleep(0.005)
     time.sleep(rng.uniform(0.0, 0.1))
@@ -80,20 +127,22 @@ def trial(out: Path, baseline: Path, rng: random.Random, slow: bool) -> str:
     finished = proc.poll() is not None
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    if finished or (out / "summary.json").exists():
+        return "FAIL: the run ended before the kill (the trial proves nothing)"
     ckpts = sorted(p.name for p in out.glob("checkpoint-*.safetensors")) if out.exists() else []
     resumed = start(out, "--resume")
     _, err = resumed.communicate()
     if resumed.returncode != 0:
         return f"FAIL resume exit {resumed.returncode}: {err.strip()[-200:]}"
-    ok = same_weights(out, baseline) and epoch_steps(out) == epoch_steps(baseline)
-    state = "finished before the kill" if finished else f"killed {moment}"
+    problems = compare(out, baseline)
     last = ckpts[-1] if ckpts else "no checkpoint yet"
-    return f"{'match' if ok else 'MISMATCH'}: {state}, newest checkpoint {last}"
+    verdict = "match" if not problems else "MISMATCH (" + "; ".join(problems) + ")"
+    return f"{verdict}: killed {moment}, newest checkpoint {last}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -108,14 +157,16 @@ def main() -> int:
             print(f"baseline failed: {err}")
             return 1
         train = json.loads((baseline / "summary.json").read_text())["train_seconds"]
-        print(f"uninterrupted run: {wall:.1f}s wall, {train:.1f}s of training")
+        print(f"uninterrupted run: {wall:.1f}s wall, {train:.1f}s of training, "
+              f"{len(diagnostics(baseline))} diagnostics samples; {describe(*outcome(baseline))}")
         matched = 0
         for k in range(args.kills):
             line = trial(work / f"trial-{k}", baseline, rng, slow=k % 4 == 3)
             matched += line.startswith("match")
             print(f"kill {k + 1:2d}: {line}", flush=True)
-        print(f"{matched}/{args.kills} killed-and-resumed runs ended bitwise equal to the "
-              "uninterrupted run (weights and metrics.jsonl epochs)")
+        print(f"{matched}/{args.kills} killed-and-resumed runs ended as the uninterrupted run: "
+              "weights bitwise, metrics.jsonl epochs and diagnostics, summary.json findings "
+              "and events")
         return 0 if matched == args.kills else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -75,14 +75,23 @@ def test_save_load_round_trip_reproduces_outputs_exactly(tmp_path, blobs, option
 
 
 def test_validation_data_and_early_stopping_restores_best(blobs):
+    # from random weights (no PCA start) a high constant lr improves for a few epochs, then
+    # the validation loss stops improving: the run stops 2 epochs (the patience) after its
+    # best epoch and ends with that epoch's weights
     ae = aekit.Autoencoder(latent_dim=3, hidden=(16,), early_stopping_patience=2, lr=0.05,
-                           schedule="constant", epochs=60, batch_size=8, progress=False)
+                           schedule="constant", epochs=60, batch_size=8, progress=False,
+                           pca_init=False)
     history = ae.fit(blobs[:80], validation_data=blobs[80:])
     val = history["val_loss"]
-    best = min(val + [history.initial_val_loss])  # the starting weights are a candidate too
-    if len(val) < 60:
-        assert any(e["kind"] == "early_stop" for e in history.events)
-    assert ae.score(blobs[80:])["mse"] == pytest.approx(best, rel=1e-4)
+    stops = [e for e in history.events if e["kind"] == "early_stop"]
+    assert len(stops) == 1 and len(val) < 60
+    best_epoch = stops[0]["best_epoch"]
+    assert best_epoch >= 1 and len(val) == best_epoch + 2
+    assert val[best_epoch - 1] == min(val) < val[-1]  # the restore changes the weights
+    assert min(val) < history.initial_val_loss
+    # the validation loss is the score of validation_data's selection half (even rows; the
+    # odd rows are kept for the final comparison with PCA), and the best epoch's is kept
+    assert ae.score(blobs[80:][0::2])["mse"] == pytest.approx(min(val), rel=1e-4)
 
 
 def test_errors_before_training(blobs):
@@ -122,7 +131,16 @@ def test_best_validation_weights_are_kept_by_default(blobs):
     val = history["val_loss"]
     assert val[-1] > min(val)
     assert [e["kind"] for e in history.events] == ["pca_baseline", "best_weights"]
-    assert ae.score(blobs[40:])["mse"] == pytest.approx(min(val), rel=1e-4)
+    assert ae.score(blobs[40:][0::2])["mse"] == pytest.approx(min(val), rel=1e-4)  # selection half
     plain = aekit.Autoencoder(restore_best_weights=False, **options)
     plain.fit(blobs[:40], validation_data=blobs[40:])
-    assert plain.score(blobs[40:])["mse"] == pytest.approx(val[-1], rel=1e-4)
+    assert plain.score(blobs[40:][0::2])["mse"] == pytest.approx(val[-1], rel=1e-4)
+
+
+@pytest.mark.parametrize("options", [dict(early_stopping_patience=4), dict(schedule="plateau")])
+def test_options_needing_validation_rows_are_refused_before_training(blobs, options):
+    ae = aekit.Autoencoder(latent_dim=3, hidden=(16,), validation_split=0.0, **FAST, **options)
+    with pytest.raises(ConfigError, match="no validation rows"):
+        ae.fit(blobs)
+    assert getattr(ae, "trainer", None) is None  # refused by the pipeline, before the trainer
+    ae.fit(blobs[:100], validation_data=blobs[100:])  # with validation rows: fine

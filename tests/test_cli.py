@@ -36,11 +36,27 @@ def test_train_on_digits_writes_the_contract_files_and_beats_nothing_silly(tmp_p
     assert [r["epoch"] for r in epochs] == list(range(1, 41))
     assert {"epoch", "step", "lr", "train_loss", "val_loss", "seconds"} <= set(epochs[0])
     assert epochs[-1]["val_loss"] < epochs[0]["val_loss"]
+    # nothing silly: far better than predicting the mean image, and no worse than PCA at the
+    # same size (it started from PCA's solution and keeps the trained model only when it is
+    # clearly better on the validation rows)
+    from aekit import load
+    from aekit.config import RunConfig
+    from aekit.pipeline import load_splits
+
+    train, test, _ = load_splits(RunConfig().replace(data="digits"))
+    assert test.n_samples == summary["n_test"] == 180
+    scaler = load(out).scaler
+    mean_image = scaler.transform(train.x).mean(axis=0)
+    silly = float(((scaler.transform(test.x) - mean_image) ** 2).mean())
+    assert summary["test_mse"] < 0.25 * silly
+    assert summary["test_mse"] <= 1.01 * summary["pca_test_mse"]
+    assert summary["ratio_to_pca"] == pytest.approx(summary["test_mse"] /
+                                                    summary["pca_test_mse"])
 
 
 def test_encode_decode_evaluate_round_trip(tmp_path, capsys):
     out = tmp_path / "run"
-    main(["train", "--out", str(out), *SMALL])
+    assert main(["train", "--out", str(out), *SMALL]) == 0
     assert main(["encode", "--model", str(out), "--data", "digits",
                  "--out", str(tmp_path / "z.npy")]) == 0
     z = np.load(tmp_path / "z.npy")
@@ -97,3 +113,42 @@ def test_nan_in_csv_names_file_row_and_column(tmp_path):
     assert result.returncode == 2
     assert "d.csv" in result.stderr and "NaN" in result.stderr and "row 1" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("option", [["--early-stopping-patience", "5"], ["--schedule", "plateau"]])
+def test_an_option_that_would_do_nothing_without_validation_rows_is_refused(tmp_path, option):
+    result = _run("train", "--validation-split", "0", *option, "--out", str(tmp_path / "o"),
+                  "--epochs", "1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no validation rows" in lines[0] and "Traceback" not in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_split_seed_moves_the_test_rows_and_seed_does_not():
+    from aekit.config import RunConfig
+    from aekit.pipeline import load_splits
+
+    def test_rows(**options):
+        _, test, _ = load_splits(RunConfig().replace(data="digits", **options))
+        return test.x
+
+    fixed = test_rows()
+    assert np.array_equal(test_rows(seed=7), fixed)  # --seed: same test rows
+    assert np.array_equal(test_rows(split_seed=None, seed=3), fixed)
+    other = test_rows(split_seed=7)
+    assert other.shape == fixed.shape and not np.array_equal(other, fixed)
+    assert np.array_equal(test_rows(split_seed=7, seed=1), other)
+
+
+def test_split_seed_on_the_command_line_reaches_the_run(tmp_path):
+    runs = {}
+    for name, extra in (("fixed", []), ("moved", ["--split-seed", "11"])):
+        out = tmp_path / name
+        assert main(["train", "--data", "digits", "--out", str(out), "--hidden", "16",
+                     "--latent-dim", "4", "--epochs", "1", "--no-progress", *extra]) == 0
+        runs[name] = json.loads((out / "summary.json").read_text())
+        saved = json.loads((out / "config.json").read_text())["config"]["data"]["split_seed"]
+        assert saved == (11 if extra else None)
+    # PCA, fitted and scored on other rows, scores otherwise
+    assert runs["fixed"]["pca_test_mse"] != runs["moved"]["pca_test_mse"]

@@ -81,6 +81,39 @@ def test_activation_stats_leave_batch_norm_statistics_unchanged():
         assert torch.equal(value, before[key]), key
 
 
+def test_activation_stats_shift_no_random_stream():
+    # dropout draws random numbers in the probe pass; the run's stream must not move
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.ReLU()).train()
+    torch.manual_seed(5)
+    activation_stats(model, torch.randn(16, 3))
+    after = torch.rand(3)
+    torch.manual_seed(5)
+    torch.randn(16, 3)
+    assert torch.equal(torch.rand(3), after)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_activation_stats_shift_no_cuda_random_stream():
+    from aekit.training.diagnostics import _cuda_devices
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.ReLU()).cuda().train()
+    probe = torch.randn(16, 3, device="cuda")
+    assert _cuda_devices(model, probe) == [torch.cuda.current_device()]
+    before = torch.cuda.get_rng_state()
+    activation_stats(model, probe)
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+
+
+def test_diagnostics_samples_round_trip_through_a_state_dict(blobs):
+    ae, diag = _fit(blobs, every=4, optimizer="sgd", lr=0.05, schedule="constant",
+                    batch_size=30, epochs=2)
+    state = diag.state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in state.values())  # not in the JSON header
+    fresh = Diagnostics(4)
+    fresh.load_state_dict(state)
+    assert fresh.records == json.loads(json.dumps(diag.records)) and len(fresh.records) > 1
+
+
 def test_sampling_interval_and_plain_sgd_update_ratio(blobs):
     ae, diag = _fit(blobs, every=4, optimizer="sgd", lr=0.05, schedule="constant",
                     batch_size=30, epochs=3)
@@ -419,7 +452,7 @@ REAL_RUNS = {
                              epochs=5, batch_size=20)),
     "plateau": (_blobs, [], dict(**SGD, lr=1e-6, epochs=12, batch_size=20)),
     # full-batch heavy-ball momentum at a learning rate far above the stable one
-    "divergence": (_blobs, [], dict(optimizer="momentum", schedule="constant", lr=0.5,
+    "divergence": (_blobs, [], dict(optimizer="momentum", schedule="constant", lr=0.35,
                                     epochs=20, batch_size=120, output_activation="identity",
                                     seed=1)),
     "oscillation": (_blobs, [KickEveryOtherEpoch()], dict(epochs=12, batch_size=20)),

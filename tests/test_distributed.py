@@ -105,7 +105,46 @@ def test_shard_splits_a_batch_into_contiguous_weighted_parts() -> None:
     assert torch.equal(torch.cat([p for p, _ in parts]), batch)
     assert [len(p) for p, _ in parts] == [15, 16]
     assert sum(w for _, w in parts) == pytest.approx(1.0)
-    assert [len(p) for p, _ in (shard(torch.arange(1), 2, r) for r in range(2))] == [0, 1]
+    assert [len(p) for p, _ in (shard(torch.arange(1), 2, r) for r in range(2))] == [1, 0]
+
+
+@pytest.mark.parametrize("n, world, sizes", [
+    (3, 2, [3, 0]),  # 1/2 would leave one rank a single row: one part of 3
+    (5, 4, [2, 3, 0, 0]),
+    (7, 3, [2, 2, 3]),
+    (8, 4, [2, 2, 2, 2]),
+    (100, 2, [50, 50]),
+])
+def test_shard_for_batch_norm_never_gives_a_rank_a_single_row(n, world, sizes) -> None:
+    parts = [shard(torch.arange(n), world, r, min_rows=2) for r in range(world)]
+    assert [len(p) for p, _ in parts] == sizes
+    assert torch.equal(torch.cat([p for p, _ in parts]), torch.arange(n))  # every row, once
+    assert sum(w for _, w in parts) == pytest.approx(1.0)
+    assert [w for _, w in parts] == pytest.approx([k / n for k in sizes])
+
+
+def test_batch_norm_last_batch_of_3_rows_and_lr_auto_under_torchrun(tmp_path: Path) -> None:
+    """203 training rows in batches of 100: the last global batch has 3 rows, which cut in
+    two would give one rank a single row (batch norm cannot normalise it). And --lr auto
+    must pick the rate one process picks (the range test must not sum gradients over ranks)."""
+    x = np.random.default_rng(2).normal(size=(203, 12)).astype(np.float32)
+    np.save(tmp_path / "rows.npy", x)
+    args = ["--data", "rows.npy", "--test-split", "0", "--validation-split", "0",
+            "--batch-size", "100", "--batch-norm", "--hidden", "16", "--latent-dim", "4",
+            "--epochs", "2", "--threads", "1", "--no-progress", "--optimizer", "momentum",
+            "--lr", "auto"]
+    _run(["-m", "aekit", "train", *args, "--out", "single"], tmp_path)
+    proc = _torchrun([*args, "--out", "ddp"], tmp_path)
+    assert "Traceback" not in proc.stderr
+    summaries = [json.loads((tmp_path / run / "summary.json").read_text())
+                 for run in ("single", "ddp")]
+    assert [s["n_train"] for s in summaries] == [203, 203]
+    assert [s["steps"] for s in summaries] == [6, 6]  # 3 steps per epoch, the 3-row one too
+    lrs = [json.loads((tmp_path / run / "config.json").read_text())["config"]["optim"]["lr"]
+           for run in ("single", "ddp")]
+    # each rank runs the range test as one process does, on the same batches: the same curve,
+    # the same rate (summed gradients would make momentum's rate about 2x off)
+    assert lrs[1] == pytest.approx(lrs[0], rel=1e-6), lrs
 
 
 def test_nproc_must_be_a_positive_integer() -> None:

@@ -19,7 +19,7 @@ from aekit.training.doctor import Doctor
 from aekit.training.schedules import Schedule
 
 TINY = dict(hidden=(16, 8), latent_dim=3, progress=False, seed=0, threads=1, batch_size=20,
-            optimizer="sgd", lr=0.05, schedule="constant")
+            optimizer="sgd", lr=0.05, schedule="constant", early_stopping_patience=None)
 
 
 class InjectNaN(Callback):
@@ -194,8 +194,9 @@ def test_diagnose_a_real_run_and_summary_has_findings(blobs, tmp_path, capsys):
                  "--diagnostics-every-steps", "2"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["findings"] == []
-    assert [e["kind"] for e in summary["events"]] in (["pca_baseline"],
-                                                      ["pca_baseline", "best_weights"])
+    kinds = [e["kind"] for e in summary["events"]]
+    assert kinds[0] == "pca_baseline" and kinds[-1] == "pca_check"
+    assert set(kinds[1:-1]) <= {"best_weights", "early_stop"}
     assert "doctor: no problem found" in capsys.readouterr().out
     assert main(["diagnose", str(out)]) == 0
     text = capsys.readouterr().out

@@ -18,22 +18,31 @@ def _loss(net: nn.Module, step: int) -> torch.Tensor:
     return net(x).pow(2).mean()
 
 
+# name -> (aekit's options, PyTorch's optimizer doing the same). aekit's weight decay is
+# decoupled for every optimizer: AdamW's rule for adam, and for plain SGD the same update as
+# PyTorch's coupled weight_decay (w - lr * (g + wd * w) = w * (1 - lr * wd) - lr * g).
 REFERENCES = {
-    "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
-    "gd": lambda p: torch.optim.SGD(p, lr=0.1),
-    "momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
-    "nesterov": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
-    "adam": lambda p: torch.optim.Adam(p, lr=0.1),
-    "adamw": lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.01),
+    "sgd": ({}, lambda p: torch.optim.SGD(p, lr=0.1)),
+    "sgd_weight_decay": ({"weight_decay": 0.2},
+                         lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.2)),
+    "gd": ({}, lambda p: torch.optim.SGD(p, lr=0.1)),
+    "momentum": ({}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+    "nesterov": ({}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+    "adam": ({}, lambda p: torch.optim.Adam(p, lr=0.1)),
+    "adam_weight_decay": ({"weight_decay": 0.3},
+                          lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.3)),
+    "adamw": ({}, lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.01)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_flat_optimizer_matches_torch(name):
+    options, reference = REFERENCES[name]
     ours, ref = _net(0), _net(0)
     flat = FlatParams(ours)
-    opt = FlatOptimizer(flat, OptimConfig(optimizer=name, lr=0.1))
-    ref_opt = REFERENCES[name](ref.parameters())
+    opt = FlatOptimizer(flat, OptimConfig(optimizer=name.split("_")[0], lr=0.1, **options))
+    ref_opt = reference(ref.parameters())
+    start = [p.detach().clone() for p in ours.parameters()]
     for step in range(6):
         flat.zero_grad()
         _loss(ours, step).backward()
@@ -41,7 +50,8 @@ def test_flat_optimizer_matches_torch(name):
         ref_opt.zero_grad()
         _loss(ref, step).backward()
         ref_opt.step()
-    for p, q in zip(ours.parameters(), ref.parameters()):
+    for p, q, p0 in zip(ours.parameters(), ref.parameters(), start):
+        assert not torch.equal(p, p0)  # it moved
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
@@ -80,18 +90,54 @@ def test_state_tensors_round_trip():
         torch.testing.assert_close(v, state[k])
 
 
-def test_reference_adamw_matches_the_fused_kernel():
+def _adamw_runs(step_fn, cfg: OptimConfig, lr: float = 0.05) -> torch.Tensor:
+    """The weights after 5 steps of ``step_fn(data, grad, state, lr)`` from _net(4)."""
+    net = _net(4)
+    flat = FlatParams(net)
+    state = {"exp_avg": torch.zeros_like(flat.data), "exp_avg_sq": torch.zeros_like(flat.data),
+             "step": torch.zeros(())}
+    for step in range(5):
+        flat.zero_grad()
+        _loss(net, step).backward()
+        state["step"] += 1
+        step_fn(flat.data, flat.grad, state, lr)
+    return flat.data.clone()
+
+
+ADAMW = OptimConfig(optimizer="adamw", weight_decay=0.2)  # a decay large enough to matter
+
+
+def test_reference_adamw_matches_torch_adamw():
+    """The fallback of builds without the fused kernel, against torch.optim.AdamW itself (the
+    single-tensor loop, not the fused kernel: an independent implementation)."""
     from aekit.training.optim import _adamw_reference
 
-    fused, ref = _net(4), _net(4)
-    flat_f, flat_r = FlatParams(fused), FlatParams(ref)
-    cfg = OptimConfig(optimizer="adamw")
-    opt_f, opt_r = FlatOptimizer(flat_f, cfg), FlatOptimizer(flat_r, cfg)
+    ref = _adamw_runs(lambda d, g, s, lr: _adamw_reference(d, g, s, lr, ADAMW, 0.2), ADAMW)
+    net = _net(4)
+    opt = torch.optim.AdamW(net.parameters(), lr=0.05, weight_decay=0.2, foreach=False,
+                            fused=False)
     for step in range(5):
-        for net, flat in ((fused, flat_f), (ref, flat_r)):
-            flat.zero_grad()
-            _loss(net, step).backward()
-        opt_f.step(0.05)
-        opt_r.adam_state["step"] += 1
-        _adamw_reference(flat_r.data, flat_r.grad, opt_r.adam_state, 0.05, cfg, 0.01)
-    torch.testing.assert_close(flat_f.data, flat_r.data, rtol=1e-5, atol=1e-6)
+        opt.zero_grad()
+        _loss(net, step).backward()
+        opt.step()
+    torch.testing.assert_close(ref, FlatParams(net).data, rtol=1e-5, atol=1e-6)
+    no_decay = _adamw_runs(lambda d, g, s, lr: _adamw_reference(d, g, s, lr, ADAMW, 0.0), ADAMW)
+    assert not torch.allclose(ref, no_decay, rtol=1e-5, atol=1e-6)  # the decay is applied
+
+
+def test_reference_adamw_matches_the_fused_kernel():
+    """The fallback against the fused kernel itself, called directly (FlatOptimizer would
+    fall back to the reference where the kernel is missing, comparing it with itself)."""
+    from aekit.training.optim import _adamw_reference
+
+    def fused(data, grad, state, lr):
+        torch._fused_adamw_([data], [grad], [state["exp_avg"]], [state["exp_avg_sq"]], [],
+                            [state["step"]], lr=lr, beta1=ADAMW.beta1, beta2=ADAMW.beta2,
+                            weight_decay=0.2, eps=ADAMW.eps, amsgrad=False, maximize=False)
+
+    try:
+        kernel = _adamw_runs(fused, ADAMW)
+    except (RuntimeError, NotImplementedError, AttributeError) as exc:
+        pytest.skip(f"no fused AdamW kernel on this build's CPU: {exc}")
+    ref = _adamw_runs(lambda d, g, s, lr: _adamw_reference(d, g, s, lr, ADAMW, 0.2), ADAMW)
+    torch.testing.assert_close(kernel, ref, rtol=1e-5, atol=1e-6)

@@ -403,3 +403,65 @@ def test_a_callbacks_saved_state_wins_over_its_on_train_begin(tmp_path, doctor_f
     assert all(torch.equal(good[k], peek.good[k]) for k in good)
     assert not torch.equal(good["model.encoder.0.linear.weight"],
                            trainer.model.state_dict()["encoder.0.linear.weight"])
+
+
+def test_every_cuda_devices_random_state_is_saved_and_restored(tmp_path, monkeypatch):
+    """The plumbing, on any machine: with CUDA in use, the checkpoint holds each device's
+    generator state and a resume puts each back on its device (dropout and a VAE's sampling
+    on CUDA draw from them). The real thing runs in the CUDA test below."""
+    import torch
+
+    from aekit.models import MLPAutoencoder
+    from aekit.training.trainer import Trainer
+
+    states = [torch.arange(16, dtype=torch.uint8), torch.arange(16, 32, dtype=torch.uint8)]
+    restored: list[tuple[int, list[int]]] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [s.clone() for s in states])
+    monkeypatch.setattr(torch.cuda, "set_rng_state",
+                        lambda state, device: restored.append((device, state.tolist())))
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=1, batch_size=8,
+                              progress=False)
+    trainer = Trainer(MLPAutoencoder(cfg.model, 5, "sigmoid"), cfg)
+    trainer.fit(_data(False)["x_train"])
+    state = trainer.training_state()
+    assert [state.tensors[f"rng.cuda.{i}"].tolist() for i in range(2)] == \
+        [s.tolist() for s in states]
+    other = Trainer(MLPAutoencoder(cfg.model, 5, "sigmoid"), cfg)
+    other.fit(_data(False)["x_train"])  # sets epochs and steps as the saved run's
+    other._load_tensors(state)
+    assert restored == [(0, states[0].tolist()), (1, states[1].tolist())]
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_dropout_on_cuda_resumes_bitwise(tmp_path):
+    cfg = RunConfig().replace(hidden=(16,), latent_dim=2, epochs=4, batch_size=8,
+                              checkpoint_every_steps=3, progress=False, dropout=0.3,
+                              optimizer="adam", device="cuda", diagnostics_every_steps=2)
+    data = {k: v.cuda() for k, v in _data(False).items()}
+
+    def fit(folder, callbacks=(), resume=False):
+        import torch
+
+        from aekit.models import MLPAutoencoder
+        from aekit.training.checkpoint import Checkpointer, load_latest
+        from aekit.training.diagnostics import Diagnostics
+        from aekit.training.trainer import Trainer
+
+        torch.manual_seed(0)
+        torch.cuda.manual_seed_all(0)
+        model = MLPAutoencoder(cfg.model, 5, "sigmoid").cuda()
+        state = load_latest(folder) if resume else None
+        trainer = Trainer(model, cfg, [Checkpointer(folder, 3, resume_from=state),
+                                       Diagnostics(2, data["x_train"]), *callbacks])
+        trainer.fit(**data)
+        return trainer
+
+    whole = fit(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "crashed", [_Crash(10)])
+    resumed = fit(tmp_path / "crashed", resume=True)
+    assert resumed._resumed
+    assert whole.flat.data.cpu().numpy().tobytes() == resumed.flat.data.cpu().numpy().tobytes()

@@ -60,12 +60,24 @@ def test_tiny_sweep_writes_table_plot_and_recommendation(tmp_path):
     cfg = RunConfig().replace(data="digits", hidden=(32,), epochs=4, progress=False, threads=1)
     result = sweep(cfg, [2, 4, 8], tmp_path, max_train_samples=600, log=False)
     assert [r.latent_dim for r in result.rows] == [2, 4, 8]
-    # 600 rows drawn, 10% of them held back for validation (the size is chosen on it)
-    assert all(r.fast_path for r in result.rows) and result.n_train == 540
+    # 600 rows drawn, a quarter of them held back for validation (the size is chosen on it;
+    # validation_split auto: at least 200 rows, at most a quarter)
+    assert all(r.fast_path for r in result.rows) and result.n_train == 450
     pca = [r.pca_test_mse for r in result.rows]
     assert pca[0] > pca[1] > pca[2]  # PCA's error falls with size
+    # the autoencoders: each started from PCA's solution and kept only a clear gain on the
+    # validation rows, so none ends worse than PCA at its size; their error falls with size
+    ours = [r.test_mse for r in result.rows]
+    assert all(math.isfinite(e) and e > 0 for e in ours)
+    assert ours[0] > ours[1] > ours[2]
+    assert all(r.test_mse <= 1.01 * r.pca_test_mse and r.val_mse <= 1.01 * r.pca_val_mse
+               for r in result.rows)
+    # the recommendation is the rule applied to the members' validation errors
+    assert (result.recommended, result.reason) == recommend_size(
+        [2, 4, 8], [r.val_mse for r in result.rows], 0.1)
     saved = json.loads((tmp_path / "sweep.json").read_text())
-    assert saved["recommended_latent_dim"] == result.recommended in (2, 4, 8)
+    assert saved["recommended_latent_dim"] == result.recommended
+    assert [row["test_mse"] for row in saved["rows"]] == ours
     assert "| 8 |" in (tmp_path / "sweep.md").read_text()
     assert Image.open(tmp_path / "sweep.png").format == "PNG"
 

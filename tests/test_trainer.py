@@ -369,3 +369,25 @@ def test_progress_on_a_terminal_is_cheap_for_tiny_epochs(monkeypatch):
     epoch_lines = [line for line in lines if line.startswith("epoch ")]
     assert len(epoch_lines) <= ProgressBar.MAX_LINES + 1 and epoch_lines[-1].startswith(
         "epoch 60/60")
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"early_stopping_patience": 3}, r"early_stopping_patience` 3 .*no validation rows"),
+    ({"schedule": "plateau"}, r"`schedule` plateau .*no validation rows"),
+])
+def test_options_that_read_the_validation_loss_are_refused_without_it(options, match):
+    from aekit.errors import ConfigError
+
+    cfg, model, x = _setup(epochs=2, batch_size=8, **options)
+    with pytest.raises(ConfigError, match=match):
+        Trainer(model, cfg).fit(x)
+    with pytest.raises(ConfigError, match=match):
+        Trainer(model, cfg).fit(x, x[:0])  # an empty validation set is none
+    Trainer(model, cfg).fit(x[:24], x[24:])  # with validation rows they act
+
+
+def test_auto_patience_without_validation_rows_is_simply_off():
+    cfg, model, x = _setup(epochs=3, batch_size=8)
+    trainer = Trainer(model, cfg)
+    trainer.fit(x)
+    assert cfg.train.early_stopping_patience == "auto" and len(trainer.history.epochs) == 3

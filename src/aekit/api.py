@@ -24,7 +24,7 @@ from aekit.data import Dataset, Scaler, check_n_features
 from aekit.errors import ConfigError, FormatError, TrainingError
 from aekit.models import build_model
 from aekit.pipeline import (PreparedRun, as_dataset, pca_callbacks, prepare,
-                            reconstruction_errors, starts_from_pca)
+                            reconstruction_errors, starts_from_pca, validation_halves)
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
                                  write_json)
 from aekit.training.callbacks import Callback, ProgressBar
@@ -124,7 +124,8 @@ class Autoencoder:
         self.build_prepared(run)
         cfg = self.config
         to_device = (lambda a: torch.from_numpy(a).to(self.device) if a is not None else None)
-        t_train, t_val = to_device(run.x_train), to_device(run.x_val)
+        (x_sel, y_sel), _ = validation_halves(run)  # the other half checks against PCA
+        t_train, t_val = to_device(run.x_train), to_device(x_sel)
         self._sanity_check(t_train)
         if cfg.train.lr_auto:  # the learning-rate range test picks --lr (aekit lr-find)
             cfg = self.config = auto_lr(self.model, cfg, t_train)
@@ -140,7 +141,7 @@ class Autoencoder:
         if cfg.train.progress:
             all_callbacks.append(ProgressBar())
         self.trainer = Trainer(self.model, cfg, all_callbacks)
-        targets = {k: to_device(v) for k, v in (("y_train", run.y_train), ("y_val", run.y_val))
+        targets = {k: to_device(v) for k, v in (("y_train", run.y_train), ("y_val", y_sel))
                    if v is not None}
         self.history = self.trainer.fit(t_train, t_val, **targets)
         return self.history

@@ -117,6 +117,10 @@ class DataConfig:
                             "a held-back split is scored instead", None)
     test_split: float = _opt("share of --data held back as test set when --test is not given",
                              0.1)
+    split_seed: int | None = _opt("seed of the held-back test split: the test rows do not move "
+                                  "with --seed, so runs with different seeds are scored on "
+                                  "the same rows; give a number for another test split "
+                                  "(default: none = aekit's fixed split)", None)
     scaling: str = _opt("scaling: auto (pixels to [0,1], tabular standardized), unit, standard, "
                         "minmax, none", "auto")
 
@@ -124,6 +128,7 @@ class DataConfig:
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"`data` must be a non-empty data spec. Received: data={self.data!r}")
         _check_number("test_split", self.test_split, low=0.0, high=0.9)
+        _check_number("split_seed", self.split_seed, low=0, integer=True, optional=True)
         _check_choice("scaling", self.scaling, SCALINGS)
 
 

@@ -6,7 +6,8 @@ streamed), ``lr-find``, ``study``, ``sweep`` and the scikit-learn estimator -- s
 and the same options give the same decisions whichever door a user comes in by:
 
 1. **split** (:func:`split_plan`): the test rows are drawn first, with a generator that does not
-   depend on ``--seed`` (runs with different seeds are scored on the same rows); the validation
+   depend on ``--seed`` (runs with different seeds are scored on the same rows; ``--split-seed``
+   draws another test split); the validation
    rows are then drawn from the rest with ``--seed``. Each held-back part is at most
    ``MAX_HELD_ROWS`` rows.
 2. **scale** (:func:`choose_scaler`): fitted on the training rows only; ``auto`` is pixels to
@@ -36,6 +37,7 @@ from aekit.data.dataset import dataset_from_array
 from aekit.errors import ConfigError, DataError
 from aekit.training.callbacks import Callback
 from aekit.training.findings import findings_of
+from aekit.training.trainer import check_validation_options
 
 MAX_HELD_ROWS = 10_000  # a validation or test split larger than this adds precision, not value
 TEST_SPLIT_SEED = 20_251_129  # the test rows do not move with --seed
@@ -74,13 +76,17 @@ def validation_fraction(value: float | str, n: int) -> float:
 
 
 def split_plan(n: int, test_fraction: float, validation_split: float | str,
-               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               seed: int, split_seed: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (train, validation, test) of ``n`` rows, as every entry point splits them.
 
-    The test rows are drawn with ``TEST_SPLIT_SEED``, the validation rows from the remaining rows
-    with ``seed`` (``validation_split`` a share or ``auto``, see :func:`validation_fraction`).
+    The test rows are drawn with ``split_seed`` (``--split-seed``; None: ``TEST_SPLIT_SEED``,
+    so that runs with different ``--seed`` are scored on the same rows), the validation rows
+    from the remaining rows with ``seed`` (``validation_split`` a share or ``auto``, see
+    :func:`validation_fraction`). Callers pass ``cfg.train.seed`` and ``cfg.data.split_seed``.
     """
-    rest, test = split_indices(n, test_fraction, TEST_SPLIT_SEED)
+    test_seed = TEST_SPLIT_SEED if split_seed is None else split_seed
+    rest, test = split_indices(n, test_fraction, test_seed)
     keep, val = split_indices(len(rest), validation_fraction(validation_split, len(rest)), seed)
     return rest[keep], rest[val], test
 
@@ -241,7 +247,8 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
         test = load(cfg.data.test)
         check_n_features(test, data.n_features, cfg.data.test)
         return data, test, cfg.data.test
-    rest, _, held = split_plan(data.n_samples, cfg.data.test_split, 0.0, cfg.train.seed)
+    rest, _, held = split_plan(data.n_samples, cfg.data.test_split, 0.0, cfg.train.seed,
+                               cfg.data.split_seed)
     if len(held) == 0 or len(rest) == 0:
         return data, None, "none"
     return (subset(data, rest), subset(data, held),
@@ -298,6 +305,7 @@ def prepare(cfg: RunConfig, x: Any, y: Any = None, validation_data: Any = None,
         raise ConfigError(f"`validation_split` leaves no training samples out of "
                           f"{ds.n_samples}. Received: validation_split="
                           f"{cfg.train.validation_split}")
+    check_validation_options(cfg, len(val_idx) if validation_data is None else 1)
     cfg = data_defaults(cfg, len(train_idx), ds.n_features, ds.kind)
     fit_rows = ds.x[train_idx]
     scaler = choose_scaler(ds.kind, float(fit_rows.min()), float(fit_rows.max()),
@@ -340,10 +348,31 @@ def reconstruction_errors(x: np.ndarray | torch.Tensor, x_hat: np.ndarray | torc
 
 
 def pca_validation_mse(run: PreparedRun) -> float | None:
-    """PCA's validation MSE (to the targets), or None without a validation set."""
+    """PCA's validation MSE (to the targets) on all validation rows, or None without any."""
     if run.x_val is None or not len(run.x_val):
         return None
     return pca_errors(run.pca, run.x_val, run.y_val)["mse"]
+
+
+MIN_CHECK_ROWS = 3  # fewer validation rows than twice this: no check, all rows select
+
+
+def validation_halves(run: Any) -> tuple[tuple[np.ndarray | None, np.ndarray | None],
+                                         tuple[np.ndarray | None, np.ndarray | None]]:
+    """The validation rows cut in two, ``(x, y)`` each (``y`` None: the inputs).
+
+    The **selection** half (even positions) is what the trainer scores every epoch: it picks
+    the best epoch and drives early stopping and the doctor. The **check** half (odd positions)
+    is seen only once, at the end, by :class:`PCAGate`: a model chosen on some rows always
+    looks better on those rows than it is, so the comparison with PCA is made on rows the
+    choice never saw. With fewer than ``2 * MIN_CHECK_ROWS`` rows all of them select and there
+    is no check.
+    """
+    x, y = run.x_val, run.y_val
+    if x is None or len(x) < 2 * MIN_CHECK_ROWS:
+        return (x, y), (None, None)
+    half = (lambda a, start: np.ascontiguousarray(a[start::2]) if a is not None else None)
+    return (half(x, 0), half(y, 0)), (half(x, 1), half(y, 1))
 
 
 KEEP_T = 2.0  # the trained model replaces PCA's solution when it is this many standard errors better
@@ -402,17 +431,17 @@ class PCABaseline(Callback):
 
 class PCAGate(Callback):
     """At the end of training, keeps the trained model only if it is clearly better than PCA
-    on the validation rows (:func:`clearly_better_than_pca`); otherwise puts the model back
+    on the check half of the validation rows (:func:`validation_halves`,
+    :func:`clearly_better_than_pca`); otherwise puts the model back
     on PCA's solution (``init_from_pca``: the linear path to PCA, the hidden path's output to
     zero). Either way a ``pca_check`` event says what was decided and why. Put it first among
     the callbacks, so that the event reaches ``metrics.jsonl`` before it is closed."""
 
-    def __init__(self, run: Any) -> None:
-        self.x_val = run.x_val
-        self.target = run.y_val if run.y_val is not None else run.x_val
-        self.pca = run.pca
-        self.pca_sse = per_row_sse(self.target, run.pca.inverse_transform(
-            run.pca.transform(run.x_val)))
+    def __init__(self, x_check: np.ndarray, y_check: np.ndarray | None, pca: Any) -> None:
+        self.x_val = x_check
+        self.target = y_check if y_check is not None else x_check
+        self.pca = pca
+        self.pca_sse = per_row_sse(self.target, pca.inverse_transform(pca.transform(x_check)))
 
     @torch.inference_mode()
     def on_train_end(self, trainer: Any, logs: dict[str, Any]) -> None:
@@ -433,12 +462,14 @@ def pca_callbacks(run: Any, cfg: RunConfig, output_activation: str) -> list[Call
     """The callbacks that compare a run with PCA: the baseline event (the doctor's yardstick)
     and, for a model that started from PCA, the gate that keeps PCA unless clearly beaten."""
     out: list[Callback] = []
-    pca_val = pca_validation_mse(run)
-    if pca_val is None or not comparable_with_pca(cfg):
+    (x_sel, y_sel), (x_chk, y_chk) = validation_halves(run)
+    if x_sel is None or not len(x_sel) or not comparable_with_pca(cfg):
         return out
-    if starts_from_pca(cfg, output_activation) and run.x_val.shape[0] >= 3:
-        out.append(PCAGate(run))
-    out.append(PCABaseline(pca_val, int(run.pca.n_components_)))
+    if starts_from_pca(cfg, output_activation) and x_chk is not None:
+        out.append(PCAGate(x_chk, y_chk, run.pca))
+    # the doctor compares with the validation loss the trainer sees: the selection half
+    out.append(PCABaseline(pca_errors(run.pca, x_sel, y_sel)["mse"],
+                           int(run.pca.n_components_)))
     return out
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from aekit import __version__
 from aekit.api import Autoencoder
@@ -54,7 +54,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path,
     Args:
         cfg: the run configuration.
         out_dir: the run folder (created; files in it are replaced).
-        callbacks: extra hooks (diagnostics...).
+        callbacks: extra hooks (diagnostics, a tracker such as
+            :class:`~aekit.training.mlflow_log.MLflowLogger`...). A callback with an
+            ``end_run(out_dir, summary, status)`` method is called once the run folder is
+            complete (status FINISHED), or when the run fails (FAILED, KILLED on Ctrl-C).
 
     Returns:
         The summary (also written to ``summary.json``).
@@ -63,8 +66,41 @@ def train_run(cfg: RunConfig, out_dir: str | Path,
         DataError / ConfigError: bad input, raised before anything is written.
     """
     if should_stream(cfg.data.data):  # a .npy bigger than memory: streamed in chunks
-        return train_streaming(cfg, out_dir, callbacks)
-    run = prepare_spec(cfg)
+        return with_trackers(callbacks, out_dir,
+                             lambda: train_streaming(cfg, out_dir, callbacks))
+    return train_prepared(prepare_spec(cfg), out_dir, callbacks)
+
+
+def train_prepared(run: PreparedRun, out_dir: str | Path,
+                   callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """:func:`train_run` on a run the pipeline already prepared (``aekit tune`` prepares its
+    data once and trains each trial through here); same files, same summary."""
+    return with_trackers(callbacks, out_dir, lambda: _train_prepared(run, out_dir, callbacks))
+
+
+def with_trackers(callbacks: Sequence[Callback], out_dir: str | Path,
+                  train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``train`` and tell the callbacks that track runs (those with ``end_run``) how it
+    ended, with the finished run folder and its summary."""
+    trackers = [cb for cb in callbacks if callable(getattr(cb, "end_run", None))]
+    try:
+        summary = train()
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        for tracker in trackers:
+            try:
+                tracker.end_run(out_dir, None, status)
+            except Exception:  # the run's own error matters more than the tracker's
+                pass
+        raise
+    if summary:  # under torchrun only rank 0 has one
+        for tracker in trackers:
+            tracker.end_run(out_dir, summary, "FINISHED")
+    return summary
+
+
+def _train_prepared(run: PreparedRun, out_dir: str | Path,
+                    callbacks: Sequence[Callback]) -> dict[str, Any]:
     cfg = run.config
     out_dir = Path(out_dir)
     ae = Autoencoder(config=cfg)

@@ -38,7 +38,7 @@ from aekit.data.out_of_core import CHUNK_BYTES, ChunkedNpy, StreamedTrainingData
 from aekit.errors import ConfigError, TrainingError
 from aekit.pipeline import (choose_output, choose_scaler, data_defaults, errors_vs_pca,
                             held_count, in_unit_range, pca_callbacks, split_plan, starts_from_pca,
-                            training_figures, validation_errors)
+                            training_figures, validation_errors, validation_halves)
 from aekit.serialization import write_json
 from aekit.training import distributed
 from aekit.training.callbacks import Callback, MetricsWriter, ProgressBar
@@ -95,7 +95,8 @@ def split_rows(cfg: RunConfig, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.
     test_fraction = 0.0 if cfg.data.test is not None else cfg.data.test_split
     if held_count(n_rows, test_fraction) in (0, n_rows):
         test_fraction = 0.0
-    return split_plan(n_rows, test_fraction, cfg.train.validation_split, cfg.train.seed)
+    return split_plan(n_rows, test_fraction, cfg.train.validation_split, cfg.train.seed,
+                      cfg.data.split_seed)
 
 
 def chunk_bytes() -> int:
@@ -173,7 +174,8 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
     probe = sample[::max(1, len(sample) // PROBE_ROWS)]
     if cfg.train.lr_auto:
         cfg = ae.config = auto_lr(ae.model, cfg, sample)
-    x_val = torch.from_numpy(run.x_val).to(ae.device) if run.x_val is not None else None
+    (x_sel, _), _ = validation_halves(run)  # the other half checks against PCA at the end
+    x_val = torch.from_numpy(x_sel).to(ae.device) if x_sel is not None else None
     data = StreamedTrainingData(run.data, run.scaler, ae.device, run.held)
     main = distributed.is_main_process()
     hooks: list[Callback] = [*callbacks]

@@ -13,14 +13,16 @@ none), the wall time, the gradient reaching the first layer (``||g||/||W||`` of 
 that of the strongest layer, late in training: what the vanishing-gradient detector compares
 with its 1e-2 threshold) and the findings of the training doctor.
 
-Any data set works (``data`` and ``test`` are data specs as for ``aekit train``; without a test
-set 10% of the data is held back); the reference result is Fashion-MNIST's.
+Any data set works (``data`` and ``test`` are data specs as for ``aekit train``; the default
+test set, ``"auto"``, is ``fashion-mnist:test`` for ``fashion-mnist`` and 10% of the data held
+back for anything else); the reference result is Fashion-MNIST's.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -82,14 +84,23 @@ class TestErrorPerEpoch(Callback):
 
 
 def budget(quick: bool, epochs: int | None = None,
-           n_train: int | None = None) -> tuple[int, int | None]:
+           max_train_samples: int | None = None) -> tuple[int, int | None]:
     """Epochs and training subset: the values given, else the quick study's (4 epochs, 10,000
     samples) or the full one's (20 epochs, all samples)."""
     if epochs is None:
         epochs = 4 if quick else 20
-    if n_train is None and quick:
-        n_train = 10_000
-    return epochs, n_train
+    if max_train_samples is None and quick:
+        max_train_samples = 10_000
+    return epochs, max_train_samples
+
+
+def default_test(data: str, test: str | None) -> str | None:
+    """The test set of a study: ``test`` itself unless it is ``"auto"``, which stands for
+    ``fashion-mnist:test`` when the data are ``fashion-mnist`` and for None (10% of the data
+    held back) otherwise."""
+    if test != "auto":
+        return test
+    return "fashion-mnist:test" if data == "fashion-mnist" else None
 
 
 def check_strategies(names: Sequence[str]) -> list[str]:
@@ -142,16 +153,18 @@ def table(rows: list[dict[str, Any]], pca_sse: float, k: int = 30) -> str:
     return "\n".join(lines)
 
 
-def study_data(data: str, test: str | None, n_train: int | None,
+def study_data(data: str, test: str | None, max_train_samples: int | None,
                seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Scaled training and test arrays (float32) and a description of the test set.
 
     The data are loaded, split and scaled by the run pipeline as ``aekit train`` does them
     (without a test set, 10% held back; "auto" scaling fitted on the training samples);
-    ``n_train`` keeps a random subset of them (the same for every strategy).
+    ``max_train_samples`` keeps a random subset of them (the same for every strategy).
     """
+    n_train = max_train_samples
     if n_train is not None and n_train < 1:
-        raise ConfigError(f"`n_train` must be at least 1. Received: n_train={n_train}")
+        raise ConfigError(f"`max_train_samples` must be at least 1. Received: "
+                          f"max_train_samples={n_train}")
     cfg = RunConfig().replace(data=data, test=test, test_split=0.1, seed=seed,
                               validation_split=0.0, scaling="auto")
     train, test_ds, source = load_splits(cfg)
@@ -165,18 +178,22 @@ def study_data(data: str, test: str | None, n_train: int | None,
     return run.x_train, run.scaler.transform(test_ds.x), source
 
 
-def study(data: str = "fashion-mnist", test: str | None = "fashion-mnist:test", *,
-          strategies: Sequence[str] | None = None, epochs: int = 20, n_train: int | None = None,
-          seed: int = 0, threads: int = 1, hidden: Sequence[int] = (1000, 500, 250),
-          latent_dim: int = 30, out_dir: str | Path | None = None,
-          log: Callable[[str], None] | None = print) -> dict[str, Any]:
+def study(data: str = "fashion-mnist", test: str | None = "auto", *,
+          strategies: Sequence[str] | None = None, epochs: int = 20,
+          max_train_samples: int | None = None, seed: int = 0, threads: int = 1,
+          hidden: Sequence[int] = (1000, 500, 250), latent_dim: int = 30,
+          out_dir: str | Path | None = None, log: Callable[[str], None] | None = print,
+          n_train: int | None = None) -> dict[str, Any]:
     """Train the study's network under each strategy and tabulate the results.
 
     Args:
-        data, test: data specs as for ``aekit train`` (``test=None``: hold back 10%).
+        data, test: data specs as for ``aekit train`` (``test=None``: hold back 10%;
+            ``"auto"``: ``fashion-mnist:test`` for ``fashion-mnist``, else hold back 10%).
         strategies: names from :data:`STRATEGIES` (default: all, in that order).
         epochs: the same budget for every strategy.
-        n_train: a random subset of the training samples (default: all).
+        max_train_samples: train on a random subset of this many training samples (default:
+            all), as ``aekit sweep --max-train-samples``.
+        n_train: deprecated name of ``max_train_samples``.
         seed, threads: as for training; every strategy uses the same seed.
         hidden, latent_dim: the network (default: Hinton & Salakhutdinov's).
         out_dir: where ``study.json`` and ``study.md`` go (written atomically); None: nowhere.
@@ -190,10 +207,19 @@ def study(data: str = "fashion-mnist", test: str | None = "fashion-mnist:test", 
     Raises:
         ConfigError: unknown strategy, epochs < 1. DataError: unreadable data.
     """
+    if n_train is not None:
+        warnings.warn("study(n_train=...) is deprecated: use max_train_samples=... (the name "
+                      "aekit sweep uses)", DeprecationWarning, stacklevel=2)
+        if max_train_samples is not None and max_train_samples != n_train:
+            raise ConfigError(f"give max_train_samples or its old name n_train, not both. "
+                              f"Received: max_train_samples={max_train_samples}, "
+                              f"n_train={n_train}")
+        max_train_samples = n_train
     names = check_strategies(list(strategies) if strategies is not None else list(STRATEGIES))
     if epochs < 1:
         raise ConfigError(f"`epochs` must be at least 1. Received: epochs={epochs}")
-    x_train, x_test, source = study_data(data, test, n_train, seed)
+    test = default_test(data, test)
+    x_train, x_test, source = study_data(data, test, max_train_samples, seed)
     k = min(latent_dim, x_train.shape[1], x_train.shape[0])
     pca_sse = pca_errors(fit_pca(x_train, k, seed), x_test)["sse_per_sample"]
     say = log or (lambda line: None)

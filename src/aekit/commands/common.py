@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import sys
 import types
 import typing
 from typing import Any, Callable
@@ -99,6 +100,46 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             values[name] = getattr(args, name)
     return RunConfig.from_dict(values)
 
+
+
+def _warn_deprecated(option_string: str | None, deprecated: dict[str, str]) -> None:
+    if option_string in deprecated:
+        print(f"aekit: warning: {option_string} is deprecated, use "
+              f"{deprecated[option_string]} (same meaning)", file=sys.stderr, flush=True)
+
+
+class StoreWithAlias(argparse.Action):
+    """``store`` for a flag with a deprecated second spelling (``--n-train`` for
+    ``--max-train-samples``): both work, the old one prints a warning naming the new one.
+
+    Args:
+        deprecated: old spelling -> new spelling.
+    """
+
+    def __init__(self, option_strings: list[str], dest: str,
+                 deprecated: dict[str, str] | None = None, **kwargs: Any) -> None:
+        self.deprecated = deprecated or {}
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        _warn_deprecated(option_string, self.deprecated)
+        setattr(namespace, self.dest, values)
+
+
+class BooleanWithAlias(argparse.BooleanOptionalAction):
+    """A ``--flag/--no-flag`` switch with deprecated spellings (``--scaling/--no-scaling``
+    for export's ``--include-scaling/--no-include-scaling``), which print a warning."""
+
+    def __init__(self, option_strings: list[str], dest: str,
+                 deprecated: dict[str, str] | None = None, **kwargs: Any) -> None:
+        self.deprecated = deprecated or {}
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        _warn_deprecated(option_string, self.deprecated)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def save_npy(path: str, array: Any) -> None:

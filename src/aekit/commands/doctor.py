@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aekit.commands.common import add_config_options, config_from_args
+from aekit.commands.common import StoreWithAlias, add_config_options, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -118,14 +118,17 @@ def study_parser(sub: argparse._SubParsersAction) -> None:
                        "findings for each.")
     p.add_argument("--data", default="fashion-mnist", help="training data spec, as for train "
                    "(default: fashion-mnist)")
-    p.add_argument("--test", default=None, help="test data spec (default: fashion-mnist:test "
-                   "for --data fashion-mnist, else 10%% of --data held back)")
+    p.add_argument("--test", default="auto", help="test data spec (default: auto = "
+                   "fashion-mnist:test for --data fashion-mnist, else 10%% of --data held back)")
     p.add_argument("--quick", action="store_true",
                    help="10,000 training samples and 4 epochs (a few minutes on 2 cores)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per strategy (default: 20, "
                    "4 with --quick)")
-    p.add_argument("--n-train", type=int, default=None, help="random subset of the training "
-                   "samples (default: all, 10,000 with --quick)")
+    p.add_argument("--max-train-samples", "--n-train", type=int, default=None,
+                   dest="max_train_samples", action=StoreWithAlias,
+                   deprecated={"--n-train": "--max-train-samples"},
+                   help="train on a random subset of this many training samples, as for aekit "
+                   "sweep (default: all, 10,000 with --quick; --n-train: deprecated spelling)")
     p.add_argument("--only", default=None,
                    help="comma-separated strategies (default: all), from: "
                    f"{', '.join(STRATEGIES)}")
@@ -149,11 +152,11 @@ def run_study(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--hidden takes comma-separated layer sizes such as 1000,500,250. "
                           f"Received: {args.hidden!r}") from None
-    test = args.test or ("fashion-mnist:test" if args.data == "fashion-mnist" else None)
-    epochs, n_train = budget(args.quick, args.epochs, args.n_train)
-    result = study(args.data, test,
+    epochs, max_train_samples = budget(args.quick, args.epochs, args.max_train_samples)
+    result = study(args.data, args.test,  # "auto": decided by the study (default_test)
                    strategies=args.only.split(",") if args.only is not None else None,
-                   epochs=epochs, n_train=n_train, seed=args.seed, threads=args.threads,
+                   epochs=epochs, max_train_samples=max_train_samples, seed=args.seed,
+                   threads=args.threads,
                    hidden=hidden, latent_dim=args.latent_dim, out_dir=args.out,
                    log=lambda line: print(line, flush=True))
     print(result["table"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from aekit.commands.common import BooleanWithAlias
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     report_parser(sub)
@@ -35,16 +37,21 @@ def export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="onnx", help="export format: onnx (default: onnx)")
     p.add_argument("--out", required=True, help="output folder for encoder.onnx, decoder.onnx "
                    "and export.json")
-    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
+    # not --scaling: for `aekit train` that option names a scaling mode (auto, standard...)
+    p.add_argument("--include-scaling", "--scaling", dest="include_scaling",
+                   action=BooleanWithAlias, default=True,
+                   deprecated={"--scaling": "--include-scaling",
+                               "--no-scaling": "--no-include-scaling"},
                    help="include the feature scaling in the graphs, so they take and return "
-                   "data in its own units (default: on); --no-scaling: scaled space")
+                   "data in its own units (default: on); --no-include-scaling: the scaled "
+                   "space. --scaling/--no-scaling: deprecated spellings")
     p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from aekit.export import export_model
 
-    info = export_model(args.model, args.out, args.format, args.scaling)
+    info = export_model(args.model, args.out, args.format, args.include_scaling)
     print(f"wrote {args.out}/encoder.onnx (x: (batch, {info['n_features']}) -> z: (batch, "
           f"{info['latent_dim']})), {args.out}/decoder.onnx (z -> x) and export.json; "
           f"scaling {'inside the graphs' if info['scaling_included'] else 'NOT included'}")

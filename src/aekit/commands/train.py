@@ -18,8 +18,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run folder (default: runs/<data>-<date>-<time>)")
     p.add_argument("--config", default=None, help="JSON or TOML file of options (flat or "
                    "sectioned as in a run's config.json); flags override it")
+    add_mlflow_options(p)
     add_config_options(p)
     p.set_defaults(func=run)
+
+
+def add_mlflow_options(p: argparse.ArgumentParser, experiment_default: str | None = "aekit"
+                       ) -> None:
+    """``--mlflow [URI]`` and ``--mlflow-experiment NAME`` (``aekit train``, ``aekit tune``,
+    whose default experiment, None, is the study's name)."""
+    from aekit.training.mlflow_log import DEFAULT_URI
+
+    group = p.add_argument_group("tracking")
+    group.add_argument("--mlflow", nargs="?", const=DEFAULT_URI, default=None, metavar="URI",
+                       help="log the run to MLflow: every option as a param, the losses and "
+                       "lr per epoch, the PCA comparison, the doctor's findings and the run "
+                       f"folder's files (default URI when the flag is given: {DEFAULT_URI}, a "
+                       "file in the working folder; any MLflow tracking URI). Needs "
+                       "pip install 'aekit[mlflow]'")
+    group.add_argument("--mlflow-experiment", default=experiment_default, metavar="NAME",
+                       help="MLflow experiment (default: "
+                       f"{experiment_default or 'the study name'})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,18 +49,43 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{Path(cfg.data.data).name.replace(':', '-')}-" \
                       f"{time.strftime('%Y%m%d-%H%M%S')}"
     if cfg.train.nproc > 1 and not distributed.launched_by_torchrun():
-        return distributed.relaunch(cfg, out)  # aekit train --nproc N
+        if args.mlflow:  # the store opens (or the missing extra is named) before training
+            from aekit.training.mlflow_log import open_client
+
+            open_client(args.mlflow)
+        code = distributed.relaunch(cfg, out)  # aekit train --nproc N
+        if code == 0 and args.mlflow:  # torchrun's processes do not log: the folder is
+            from aekit.training.mlflow_log import log_run_folder
+
+            run_id = log_run_folder(out, args.mlflow, args.mlflow_experiment,
+                                    resume=cfg.train.resume)
+            print(mlflow_line(args.mlflow, args.mlflow_experiment, run_id))
+        return code
     if distributed.init_from_env(cfg.train.device) > 1:
         out = distributed.main_string(out)  # one run folder, named by rank 0
         if not distributed.is_main_process():  # one progress bar, one writer of files
             cfg = cfg.replace(progress=False, report=False, tensorboard=None)
     main = distributed.is_main_process()
+    callbacks = []
+    if main and getattr(args, "mlflow", None):
+        from aekit.training.mlflow_log import MLflowLogger
+
+        callbacks.append(MLflowLogger(args.mlflow, args.mlflow_experiment, run_dir=out,
+                                      resume=cfg.train.resume, end_with_training=False))
     try:
-        summary = train_run(cfg, out)
+        summary = train_run(cfg, out, callbacks)
     finally:
         distributed.shutdown()
     if main:
         print(format_summary(summary, out))
+        for logger in callbacks:
+            print(mlflow_line(logger.tracking_uri, logger.experiment, logger.run_id))
     return 0
+
+
+def mlflow_line(uri: str, experiment: str, run_id: str | None) -> str:
+    """Where the run was logged, and how to look at it."""
+    return (f"mlflow: run {run_id} in experiment {experiment!r} of {uri} "
+            f"(mlflow ui --backend-store-uri {uri})")
 
 

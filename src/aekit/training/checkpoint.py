@@ -128,10 +128,12 @@ def config_fingerprint(config_dict: dict[str, dict[str, Any]]) -> dict[str, Any]
 
 
 def describe_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``name: saved -> current`` for every key whose value differs."""
+    """``name: saved -> current`` for every key whose value differs (an option absent on one
+    side counts as None, "off": a checkpoint written before an option existed still resumes
+    when the option is left off)."""
     keys = sorted(set(saved) | set(current))
     return [f"{k}: {saved.get(k, '<absent>')!r} in the checkpoint, {current.get(k, '<absent>')!r}"
-            f" now" for k in keys if saved.get(k, "<absent>") != current.get(k, "<absent>")]
+            f" now" for k in keys if saved.get(k) != current.get(k)]
 
 
 def check_config_matches(state: TrainingState, config_dict: dict[str, dict[str, Any]]) -> None:

@@ -75,18 +75,31 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def shard(batch: torch.Tensor, world: int, this_rank: int) -> tuple[torch.Tensor, float]:
+def shard(batch: torch.Tensor, world: int, this_rank: int,
+          min_rows: int = 1) -> tuple[torch.Tensor, float]:
     """This rank's contiguous part of a global batch and its weight (share of the batch).
+
+    A batch of ``n`` rows is cut into ``world`` near-equal parts; when that would give a rank
+    a part of fewer than ``min_rows`` rows (but not none), it is cut into fewer parts, as
+    many as hold ``min_rows`` each, and the ranks past them get nothing (weight 0). Batch
+    normalization needs ``min_rows=2``: it cannot normalise a single row, and a last batch of
+    3 rows over 2 ranks would otherwise give one of them one row. Every row is still used.
 
     Args:
         batch: (batch, ...) the global batch (rows of data, or indices).
         world: number of ranks. this_rank: this rank.
+        min_rows: the fewest rows a non-empty part may have.
 
     Returns:
         A view of this rank's rows (possibly empty) and ``len(shard) / len(batch)``.
     """
     n = batch.shape[0]
-    start, stop = n * this_rank // world, n * (this_rank + 1) // world
+    parts = world
+    if n < world * min_rows:  # some part would be short: fewer, fuller parts
+        parts = max(1, min(world, n // max(1, min_rows)))
+    if this_rank >= parts:
+        return batch[n:n], 0.0
+    start, stop = n * this_rank // parts, n * (this_rank + 1) // parts
     return batch[start:stop], (stop - start) / max(n, 1)
 
 

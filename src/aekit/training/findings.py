@@ -104,8 +104,18 @@ def layer_gradients(diags: list[dict[str, Any]]) -> tuple[dict[str, float], str]
     return sizes, "grad_norm/weight_norm" if relative else "grad_rms"
 
 
+PCA_START_GRACE_STEPS = 200
+
+
 def detect_vanishing(epochs: list, diags: list, events: list) -> Finding | None:
-    """Gradients shrinking toward the input: layers below ``VANISHING_RATIO`` of the strongest."""
+    """Gradients shrinking toward the input: layers below ``VANISHING_RATIO`` of the strongest.
+
+    A model started from PCA (samples with ``side_layers``) grows its hidden path from zero:
+    until ``PCA_START_GRACE_STEPS`` steps every hidden layer's gradient is small by
+    construction, so such early samples are not judged."""
+    late = _late(diags)
+    if late and late[-1].get("side_layers") and late[-1]["step"] < PCA_START_GRACE_STEPS:
+        return None
     sizes, measure = layer_gradients(diags)
     names = list(sizes)
     if len(names) < 3:

@@ -118,6 +118,10 @@ def lr_find(model: torch.nn.Module, cfg: RunConfig, x_train: torch.Tensor,
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 10:
         raise ConfigError(f"`num_steps` must be an integer >= 10. Received: {num_steps!r}")
     trainer = Trainer(copy.deepcopy(model), cfg, [])
+    # Under torchrun every rank runs the whole test on the same batches, on its own: the
+    # gradients must not be summed across ranks (that would scale them by the world size and
+    # the suggestion with it), so the test gives the same curve as one process.
+    trainer.world, trainer.rank = 1, 0
     trainer.model.train()
     generator = torch.Generator().manual_seed(cfg.train.seed)
     batch = min(cfg.train.batch_size or auto_batch_size(x_train.shape[0]), x_train.shape[0])
@@ -143,8 +147,16 @@ def lr_find(model: torch.nn.Module, cfg: RunConfig, x_train: torch.Tensor,
 
 
 def auto_lr(model: torch.nn.Module, cfg: RunConfig, x_train: torch.Tensor) -> RunConfig:
-    """``cfg`` with ``lr`` set by :func:`lr_find` (and ``lr_auto`` kept, for the record)."""
-    result = lr_find(model, cfg, x_train)
-    return cfg.replace(lr=float(result.suggestion))
+    """``cfg`` with ``lr`` set by :func:`lr_find` (and ``lr_auto`` kept, for the record).
+
+    Data-parallel (under torchrun) every rank runs the test as one process would, and all
+    take rank 0's suggestion, so that they train with the same rate whatever rounding did.
+    """
+    from aekit.training import distributed
+
+    suggestion = float(lr_find(model, cfg, x_train).suggestion)
+    if distributed.world_size() > 1:
+        suggestion = float(distributed.from_main(suggestion, x_train.device))
+    return cfg.replace(lr=suggestion)
 
 

@@ -89,6 +89,38 @@ def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
     return total / max(1, x.shape[0])
 
 
+def check_validation_options(config: RunConfig, n_val: int,
+                             where: str = "this run") -> None:
+    """Refuse the options that act on the validation loss when there is none to act on.
+
+    An explicit early-stopping patience (a number: ``auto`` simply means off without
+    validation rows) and the ``plateau`` schedule read the validation loss; without
+    validation rows they would silently do nothing.
+
+    Args:
+        config: the run's options. n_val: its validation rows.
+        where: names the run in the message.
+
+    Raises:
+        ConfigError: such an option without validation rows.
+    """
+    if n_val > 0:
+        return
+    split = config.train.validation_split
+    fix = (f"give validation rows (--validation-split, now {split!r}; validation_data= in "
+           "Python)")
+    patience = config.train.early_stopping_patience
+    if isinstance(patience, int) and not isinstance(patience, bool):
+        raise ConfigError(f"`early_stopping_patience` {patience} stops training when the "
+                          f"validation loss stops improving, and {where} has no validation "
+                          f"rows: it would never stop. {fix}, or leave early stopping to auto "
+                          "(off without validation rows) or none")
+    if config.schedule.schedule == "plateau":
+        raise ConfigError(f"`schedule` plateau cuts the learning rate when the validation loss "
+                          f"stalls, and {where} has no validation rows: the rate would never "
+                          f"change. {fix}, or choose another --schedule (cosine, one_cycle...)")
+
+
 class Trainer(Resumable):
     """Trains ``model`` on a training tensor, optionally scoring a validation tensor per epoch.
 
@@ -328,10 +360,13 @@ class Trainer(Resumable):
             The history of per-epoch logs and events.
 
         Raises:
-            ConfigError: a target of the wrong shape, or a target with out-of-core data.
+            ConfigError: a target of the wrong shape, or a target with out-of-core data; an
+                explicit early-stopping patience or the plateau schedule without ``x_val``
+                (see :func:`check_validation_options`).
             TrainingError: every step had a non-finite loss or gradient.
         """
         self._check_targets(x_train, x_val, y_train, y_val)
+        check_validation_options(self.config, 0 if x_val is None else len(x_val))
         train = self.config.train
         n_train = x_train.shape[0]
         batch_size = self._batch_size(n_train)
@@ -441,12 +476,15 @@ class Trainer(Resumable):
         self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
         batches = self._epoch_batches(x_train, y_train, batch_size, n_train, first)
         last_batch = self.steps_per_epoch - 1
+        batch_norm = self.world > 1 and self._has_batch_norm()
         for i, (xb, yb) in zip(range(first, self.steps_per_epoch), batches):
             n_batch = xb.shape[0]  # the global batch
             self.lr = self.schedule.lr(self.step)
-            if self.world > 1:
-                part, weight = distributed.shard(xb, self.world, self.rank)  # a view
-                target = None if yb is None else distributed.shard(yb, self.world, self.rank)[0]
+            if self.world > 1:  # batch norm: no rank gets a single row (see shard)
+                rows = 2 if batch_norm else 1
+                part, weight = distributed.shard(xb, self.world, self.rank, rows)  # a view
+                target = None if yb is None else distributed.shard(yb, self.world, self.rank,
+                                                                   rows)[0]
                 loss = self.train_step(part, weight, target)
             else:
                 loss = self.train_step(xb, 1.0, yb)
