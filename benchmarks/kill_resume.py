@@ -89,6 +89,22 @@ def describe(findings: list[dict], events: list[tuple[str, int]]) -> str:
     return f"findings [{found}], events {events}"
 
 
+def finding_differences(found: list[dict], want: list[dict]) -> str:
+    """Which finding differs, and in which field or evidence number (the first few)."""
+    if [(f["kind"], f["severity"], f["step"]) for f in found] != \
+            [(f["kind"], f["severity"], f["step"]) for f in want]:
+        return f"{describe(found, [])} vs {describe(want, [])}"
+    out = []
+    for got, ref in zip(found, want):
+        keys = sorted(set(got["evidence"]) | set(ref["evidence"]))
+        out += [f"{got['kind']}.evidence.{k}: {got['evidence'].get(k)!r:.60} vs "
+                f"{ref['evidence'].get(k)!r:.60}" for k in keys
+                if got["evidence"].get(k) != ref["evidence"].get(k)]
+        if got["message"] != ref["message"]:
+            out.append(f"{got['kind']}.message")
+    return "; ".join(out[:3])
+
+
 def compare(out: Path, baseline: Path) -> list[str]:
     """What differs from the uninterrupted run (empty: nothing)."""
     problems = []
@@ -100,8 +116,7 @@ def compare(out: Path, baseline: Path) -> list[str]:
         problems.append("diagnostics samples differ")
     (found, events), (want_found, want_events) = outcome(out), outcome(baseline)
     if found != want_found:
-        problems.append(f"findings differ: {describe(found, [])} vs "
-                        f"{describe(want_found, [])}")
+        problems.append(f"findings differ: {finding_differences(found, want_found)}")
     if events != want_events:
         problems.append(f"events differ: {events} vs {want_events}")
     return problems

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = study("fashion-mnist", "fashion-mnist:test",
                        strategies=args.only.split(",") if args.only is not None else None,
-                       epochs=epochs, max_train_samples=n_train, seed=args.seed, threads=args.threads,
+                       epochs=epochs, max_train_samples=n_train, seed=args.seed,
+                       threads=args.threads,
                        out_dir=args.out, log=lambda line: print(line, flush=True))
     except ConfigError as exc:
         parser.error(str(exc))

@@ -177,12 +177,16 @@ class _Crash(Callback):
 def test_in_process_crash_and_resume_is_bitwise(tmp_path, options, crash_at):
     data = tmp_path / "x.npy"
     np.save(data, np.random.default_rng(1).normal(size=(90, 6)).astype(np.float32))
-    cfg = _cfg(str(data), epochs=4, **options)
-    train_run(cfg, tmp_path / "whole")
+    cfg = _cfg(str(data), epochs=4, diagnostics_every_steps=2, **options)
+    whole = train_run(cfg, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg, tmp_path / "crashed", callbacks=[_Crash(crash_at)])
     assert list_checkpoints(tmp_path / "crashed")
-    train_run(cfg.replace(resume=True), tmp_path / "crashed")
+    resumed = train_run(cfg.replace(resume=True), tmp_path / "crashed")
+    # the run pipeline's PCA baseline (at the start only) and gate (at the end) included
+    kinds = [kind for kind, _ in _outcome(whole)[1]]
+    assert kinds[0] == "pca_baseline" and "pca_check" in kinds
+    assert _outcome(resumed) == _outcome(whole)
     want = load_file(tmp_path / "whole" / "model.safetensors")
     got = load_file(tmp_path / "crashed" / "model.safetensors")
     for key in want:
@@ -465,3 +469,23 @@ def test_dropout_on_cuda_resumes_bitwise(tmp_path):
     resumed = fit(tmp_path / "crashed", resume=True)
     assert resumed._resumed
     assert whole.flat.data.cpu().numpy().tobytes() == resumed.flat.data.cpu().numpy().tobytes()
+
+
+def test_the_tensorboard_writer_resumes_past_the_samples_it_wrote(tmp_path):
+    pytest.importorskip("tensorboard")
+    from aekit.training.checkpoint import load_latest
+    from aekit.training.diagnostics import Diagnostics
+    from aekit.training.tensorboard import TensorBoardWriter
+
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=3, batch_size=8,
+                              checkpoint_every_steps=4, progress=False,
+                              diagnostics_every_steps=2, tensorboard=str(tmp_path / "tb"))
+    with pytest.raises(KeyboardInterrupt):
+        _fit_trainer(tmp_path / "run", cfg, _data(False),
+                     [Diagnostics(2), TensorBoardWriter(tmp_path / "tb"), _Crash(9)])
+    saved = load_latest(tmp_path / "run")
+    assert saved.meta["callbacks"]["TensorBoardWriter"] == {"diag_seen": 4}  # after epoch 2
+    writer = TensorBoardWriter(tmp_path / "tb")
+    resumed = _fit_trainer(tmp_path / "run", cfg, _data(False), [Diagnostics(2), writer],
+                           resume=True)
+    assert resumed._resumed and writer._diag_seen == 6  # 12 steps, a sample every 2

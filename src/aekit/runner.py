@@ -5,6 +5,7 @@ write the run folder (``model.safetensors``, ``config.json``, ``metrics.jsonl``,
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -95,7 +96,11 @@ def with_trackers(callbacks: Sequence[Callback], out_dir: str | Path,
         raise
     if summary:  # under torchrun only rank 0 has one
         for tracker in trackers:
-            tracker.end_run(out_dir, summary, "FINISHED")
+            try:
+                tracker.end_run(out_dir, summary, "FINISHED")
+            except Exception as exc:  # the run folder is complete: say so, do not fail
+                print(f"aekit: warning: {type(tracker).__name__} could not log the run: "
+                      f"{exc}", file=sys.stderr, flush=True)
     return summary
 
 

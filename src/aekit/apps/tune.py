@@ -282,9 +282,9 @@ class TuneResult:
                                "residual", "dropout", "weight_decay", "batch_size")
                    if c in self.search]
         head = ["trial", "state", "val MSE", "/ PCA", "epochs", "s", *columns]
+        text = ("state", "hidden", "activation", "batch_norm", "residual")
         lines = ["| " + " | ".join(head) + " |",
-                 "|" + "|".join("---:" if i not in (1,) else "---" for i in range(len(head)))
-                 + "|"]
+                 "|" + "|".join("---" if h in text else "---:" for h in head) + "|"]
         best = self.best["number"] if self.best else None
         for row in self.rows:
             opts = row.get("options", {})

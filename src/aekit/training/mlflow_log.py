@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -182,6 +183,7 @@ class MLflowLogger(Callback):
         self._logged_upto = 0  # the last epoch already in the MLflow run
         self._events: list[dict[str, Any]] = []
         self.ended = False
+        self.broken = False  # a store error stopped the logging
 
     # -- the run ---------------------------------------------------------------------------
     def _recorded_run_id(self) -> str | None:
@@ -317,7 +319,7 @@ class MLflowLogger(Callback):
         """Log the summary's numbers and the run folder's files, and close the MLflow run
         (``status`` FINISHED, FAILED or KILLED). Does nothing before the run started or
         after it ended."""
-        if self.run_id is None or self.ended:
+        if self.run_id is None or self.ended or self.broken:
             return
         self.flush()
         if summary:
@@ -343,17 +345,33 @@ class MLflowLogger(Callback):
         self.flush()
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
-        if epoch == 0 and _finite(logs.get("initial_val_loss")):
-            self.log_metrics({"initial_val_loss": logs["initial_val_loss"]})
-        self.log_epoch(logs)
+        if self.broken:
+            return
+        try:
+            if epoch == 0 and _finite(logs.get("initial_val_loss")):
+                self.log_metrics({"initial_val_loss": logs["initial_val_loss"]})
+            self.log_epoch(logs)
+        except Exception as exc:  # the store went away: training goes on without it
+            self._give_up(exc)
 
     def on_train_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
         from aekit.training.findings import findings_of
 
-        self.flush()
-        self.log_outcome(findings_of(trainer), list(trainer.history.events))
-        if self.end_with_training:
-            self.end_run(None, None)
+        if self.broken:
+            return
+        try:
+            self.flush()
+            self.log_outcome(findings_of(trainer), list(trainer.history.events))
+            if self.end_with_training:
+                self.end_run(None, None)
+        except Exception as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: Exception) -> None:
+        """Stop logging after an error of the store, with one warning (the run goes on)."""
+        self.broken = True
+        print(f"aekit: warning: MLflow logging stopped ({self.tracking_uri}): {exc}",
+              file=sys.stderr, flush=True)
 
 
 def log_run_folder(run_dir: str | Path, tracking_uri: str = DEFAULT_URI,
