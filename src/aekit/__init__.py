@@ -21,6 +21,7 @@ _PUBLIC = {
     "load": "aekit.api",
     "RunConfig": "aekit.config",
     "AutoencoderTransformer": "aekit.estimator",
+    "OutlierDetector": "aekit.detector",
     "generate": "aekit.apps.generate",
 }
 

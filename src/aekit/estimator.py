@@ -39,7 +39,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         optimizer: ``adam``, ``adamw``, ``sgd``...
         schedule: learning-rate schedule (``one_cycle``, ``cosine``, ``constant``...).
         weight_decay: decoupled weight decay; None = the optimizer's default.
-        validation_split: share of the data held out to watch for overfitting (0: none).
+        validation_split: share of the data held out to choose the best epoch and to check the
+            model against PCA ("auto": as ``aekit train``; 0: none, the model is kept as
+            trained).
         pca_init: start from PCA's solution (a linear path initialised from PCA beside the
             hidden layers), so training can only improve on it.
         random_state: seed of the initialisation and of the batch order.
@@ -51,7 +53,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                  activation: str = "relu", epochs: int | None = None,
                  batch_size: int | None = None,
                  lr: float = 2e-3, optimizer: str = "adam", schedule: str = "one_cycle",
-                 weight_decay: float | None = None, validation_split: float = 0.0,
+                 weight_decay: float | None = None, validation_split: float | str = "auto",
                  pca_init: bool = True, random_state: int | None = None, threads: int | None = None,
                  verbose: bool = False) -> None:
         self.n_components = n_components

@@ -366,7 +366,7 @@ def validation_halves(run: Any) -> tuple[tuple[np.ndarray | None, np.ndarray | N
     is seen only once, at the end, by :class:`PCAGate`: a model chosen on some rows always
     looks better on those rows than it is, so the comparison with PCA is made on rows the
     choice never saw. With fewer than ``2 * MIN_CHECK_ROWS`` rows all of them select and there
-    is no check.
+    is no check, and a model started from PCA stays at PCA's solution (:class:`PCAGate`).
     """
     x, y = run.x_val, run.y_val
     if x is None or len(x) < 2 * MIN_CHECK_ROWS:
@@ -437,20 +437,29 @@ class PCAGate(Callback):
     zero). Either way a ``pca_check`` event says what was decided and why. Put it first among
     the callbacks, so that the event reaches ``metrics.jsonl`` before it is closed."""
 
-    def __init__(self, x_check: np.ndarray, y_check: np.ndarray | None, pca: Any) -> None:
-        self.x_val = x_check
+    def __init__(self, x_check: np.ndarray | None, y_check: np.ndarray | None, pca: Any,
+                 n_val: int = 0) -> None:
+        self.x_val = x_check  # None: too few validation rows to check anything
         self.target = y_check if y_check is not None else x_check
         self.pca = pca
-        self.pca_sse = per_row_sse(self.target, pca.inverse_transform(pca.transform(x_check)))
+        self.n_val = n_val
+        self.pca_sse = (per_row_sse(self.target, pca.inverse_transform(pca.transform(x_check)))
+                        if x_check is not None else None)
 
     @torch.inference_mode()
     def on_train_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         model = trainer.model
         model.eval()
-        device = next(model.parameters()).device
-        x_hat = np.concatenate([model(torch.from_numpy(self.x_val[i:i + 4096]).to(device))
-                                .x_hat.cpu().numpy() for i in range(0, len(self.x_val), 4096)])
-        keep, why = clearly_better_than_pca(per_row_sse(self.target, x_hat), self.pca_sse)
+        if self.x_val is None:
+            keep, why = False, (f"{self.n_val} validation row(s) are too few to show a gain "
+                                f"(at least {2 * MIN_CHECK_ROWS}: half choose the epoch, half "
+                                "check it)")
+        else:
+            device = next(model.parameters()).device
+            x_hat = np.concatenate([model(torch.from_numpy(self.x_val[i:i + 4096]).to(device))
+                                    .x_hat.cpu().numpy()
+                                    for i in range(0, len(self.x_val), 4096)])
+            keep, why = clearly_better_than_pca(per_row_sse(self.target, x_hat), self.pca_sse)
         if not keep:
             model.init_from_pca(self.pca.components_, self.pca.mean_)
         trainer.log_event("pca_check", ("kept the trained model: " if keep else
@@ -465,8 +474,8 @@ def pca_callbacks(run: Any, cfg: RunConfig, output_activation: str) -> list[Call
     (x_sel, y_sel), (x_chk, y_chk) = validation_halves(run)
     if x_sel is None or not len(x_sel) or not comparable_with_pca(cfg):
         return out
-    if starts_from_pca(cfg, output_activation) and x_chk is not None:
-        out.append(PCAGate(x_chk, y_chk, run.pca))
+    if starts_from_pca(cfg, output_activation):  # with too few rows to check: PCA is kept
+        out.append(PCAGate(x_chk, y_chk, run.pca, len(run.x_val)))
     # the doctor compares with the validation loss the trainer sees: the selection half
     out.append(PCABaseline(pca_errors(run.pca, x_sel, y_sel)["mse"],
                            int(run.pca.n_components_)))

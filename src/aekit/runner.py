@@ -148,6 +148,8 @@ def format_summary(summary: dict[str, Any], out_dir: str | Path) -> str:
         ]
     elif "val_mse" in summary:
         lines.append(f"  validation mse: {summary['val_mse']:.4g}")
+    lines += [f"PCA check: {e['message']}" for e in summary.get("events", [])
+              if e.get("kind") == "pca_check"]
     lines += doctor_lines(summary.get("findings"), out_dir)
     lines.append(f"run folder: {out_dir} (model.safetensors, config.json, metrics.jsonl, "
                  "summary.json)")

@@ -404,7 +404,10 @@ def write_best_toml(path: Path, cfg: RunConfig, search: Sequence[str],
         lines += ["", f"[{section}]"]
         for key, value in values.items():
             if value is None:  # TOML has no null: say it instead
-                lines.append(f"# {key}: none (off) -- give --{key.replace('_', '-')} none")
+                default = getattr(getattr(RunConfig(), section), key)
+                lines.append(f"# {key}: off (aekit's default)" if default is None else
+                             f"# {key}: off -- give --{key.replace('_', '-')} none to "
+                             "aekit train (TOML has no null)")
                 continue
             if section == "data" and key in ("data", "test") and Path(value).exists():
                 value = str(Path(value).resolve())  # a path that works from any folder
