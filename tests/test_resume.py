@@ -374,9 +374,13 @@ class _Peek(Callback):
 
 
 @pytest.mark.parametrize("doctor_first", [True, False])
-def test_a_callbacks_saved_state_wins_over_its_on_train_begin(tmp_path, doctor_first):
+@pytest.mark.parametrize("keep_best", [True, False])
+def test_a_callbacks_saved_state_wins_over_its_on_train_begin(tmp_path, doctor_first,
+                                                              keep_best):
     """The doctor takes a first good state in on_train_begin; on resume the saved one (an
-    older step's) replaces it, whether the doctor comes before or after the checkpointer."""
+    older step's) replaces it, whether the doctor comes before or after the checkpointer. The
+    checkpoint holds it as tensors, or, when it equals the best weights kept for
+    restore_best_weights, as a reference to them."""
     import torch
 
     from aekit.models import MLPAutoencoder
@@ -385,13 +389,19 @@ def test_a_callbacks_saved_state_wins_over_its_on_train_begin(tmp_path, doctor_f
     from aekit.training.trainer import Trainer
 
     # 6 steps per epoch, checkpoints at steps 4 and 8; the doctor's good state at step 8 is
-    # that of step 6 (the epoch end), not the weights of step 8
+    # that of step 6 (the epoch end, where the best weights are taken too), not step 8's
     cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=3, batch_size=5,
-                              checkpoint_every_steps=4, progress=False)
+                              checkpoint_every_steps=4, progress=False, optimizer="adam",
+                              lr=0.01, restore_best_weights=keep_best,
+                              early_stopping_patience=None)
     with pytest.raises(KeyboardInterrupt):
         _fit_trainer(tmp_path, cfg, _data(False), [Doctor(snapshot_every_steps=3), _Crash(9)])
     saved = load_latest(tmp_path)
-    assert saved.step == 8 and saved.meta["callbacks"]["Doctor"]["good_step"] == 6
+    doctor_state = saved.meta["callbacks"]["Doctor"]
+    assert saved.step == 8 and doctor_state["good_step"] == 6
+    prefix = "callback.Doctor.good." if not keep_best else "best."
+    good = {k[len(prefix):]: v for k, v in saved.tensors.items() if k.startswith(prefix)}
+    assert doctor_state.get("good_is") == ("best" if keep_best else None) and good
     torch.manual_seed(0)
     doctor = Doctor(snapshot_every_steps=3)
     checkpointer = Checkpointer(tmp_path, 4, resume_from=saved)
@@ -401,8 +411,6 @@ def test_a_callbacks_saved_state_wins_over_its_on_train_begin(tmp_path, doctor_f
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(**_data(False))
     assert trainer._resumed and trainer.step == 8 and peek.good_step == 6
-    prefix = "callback.Doctor.good."
-    good = {k[len(prefix):]: v for k, v in saved.tensors.items() if k.startswith(prefix)}
     assert good.keys() == peek.good.keys()
     assert all(torch.equal(good[k], peek.good[k]) for k in good)
     assert not torch.equal(good["model.encoder.0.linear.weight"],
@@ -489,3 +497,44 @@ def test_the_tensorboard_writer_resumes_past_the_samples_it_wrote(tmp_path):
     resumed = _fit_trainer(tmp_path / "run", cfg, _data(False), [Diagnostics(2), writer],
                            resume=True)
     assert resumed._resumed and writer._diag_seen == 6  # 12 steps, a sample every 2
+
+
+def test_a_malformed_callback_state_is_refused_naming_the_callback(tmp_path):
+    from aekit.errors import FormatError
+    from aekit.training.checkpoint import load_latest
+    from aekit.training.doctor import Doctor
+
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=2, batch_size=8,
+                              checkpoint_every_steps=3, progress=False)
+    _fit_trainer(tmp_path / "run", cfg, _data(False), [Doctor()])
+    state = load_latest(tmp_path / "run")
+    state.meta["callbacks"]["Doctor"]["rollbacks"] = -1
+    from aekit.models import MLPAutoencoder
+    from aekit.training.checkpoint import Checkpointer
+    from aekit.training.trainer import Trainer
+
+    trainer = Trainer(MLPAutoencoder(cfg.model, 5, "sigmoid"), cfg,
+                      [Checkpointer(tmp_path / "run", 3, resume_from=state), Doctor()])
+    with pytest.raises(FormatError, match="state of callback Doctor is malformed"):
+        trainer.fit(**_data(False))
+
+
+def test_a_good_state_equal_to_the_weights_is_not_written_twice(tmp_path):
+    import torch
+
+    from aekit.training.checkpoint import load_latest
+    from aekit.training.doctor import Doctor
+
+    cfg = RunConfig().replace(hidden=(6,), latent_dim=2, epochs=2, batch_size=8,
+                              checkpoint_every_steps=None, progress=False,
+                              restore_best_weights=False, early_stopping_patience=None)
+    _fit_trainer(tmp_path, cfg, _data(False), [Doctor()])
+    final = load_latest(tmp_path)  # the final state: the doctor's good state is the same
+    assert final.meta["callbacks"]["Doctor"]["good_is"] == "current"
+    assert not [k for k in final.tensors if k.startswith("callback.Doctor.")]
+    doctor = Doctor()
+    resumed = _fit_trainer(tmp_path, cfg, _data(False), [doctor], resume=True)
+    assert resumed._resumed and doctor._good_step == final.meta["callbacks"]["Doctor"][
+        "good_step"]
+    assert all(torch.equal(doctor._good[f"model.{k}"], v)
+               for k, v in resumed.model.state_dict().items())

@@ -12,7 +12,7 @@ import sys
 
 from aekit.errors import AekitError, TrainingError
 
-COMMAND_MODULES = ["train", "codes", "ecosystem", "doctor", "apps", "tune"]
+COMMAND_MODULES = ["train", "codes", "ecosystem", "doctor", "apps", "tune", "detect"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,18 +5,21 @@
     det.anomaly_score(x_new)    # higher = more anomalous
     det.feature_errors(x_new)   # each feature's share of each row's score
 
-The score (``score_kind="combined"``, the default) adds two parts, each divided by its median on
-the training rows so that neither dominates by its units:
+The score adds two parts, each divided by its median on the training rows so that neither
+dominates by its units:
 
-- the **reconstruction error** (squared error summed over the features, in the scaled space the
-  model works in): how far a row lies from what the model can represent (PCA's Q statistic);
+- the **reconstruction error**: how far a row lies from what the model can represent (PCA's Q
+  statistic). ``score_kind="whitened"`` (the default) measures the residual vector by its
+  Mahalanobis distance (the residuals' covariance on the training rows, regularised), so a
+  residual in a direction where the training rows never have one counts more than the same
+  error where they often do; ``"combined"`` sums the squared residuals (in the scaled space);
 - the **code distance**: the Mahalanobis distance of the row's code from the training codes
   (PCA's Hotelling T²): how unusual the row is *within* what the model represents.
 
 A model that reconstructs well reconstructs the anomalies too (on ``cardio`` the better
 autoencoder scores worse than PCA's cruder reconstruction); the code distance catches the rows
-that are reconstructed but sit far from the others. ``score_kind="reconstruction"`` is the plain
-reconstruction error.
+that are reconstructed but sit far from the others. ``score_kind="reconstruction"`` is the
+plain reconstruction error (squared, summed over the features).
 
 Robustness to contaminated training data: after a first fit, the ``trim_fraction`` of the
 training rows with the highest scores is set aside and the model is fitted again on the rest
@@ -25,12 +28,14 @@ training rows with the highest scores is set aside and the model is fitted again
 Threshold: with a float ``contamination``, ``offset_`` is that quantile of the training rows'
 ``score_samples`` (scikit-learn's rule; ``threshold_``, PyOD's, is ``-offset_``). With
 ``contamination="auto"`` the threshold is the score exceeded by ``target_fpr`` (1%) of the
-validation rows of the final fit: rows held back from training, so the rate is the one to
-expect on new normal data.
+validation rows: rows held back before the first fit (``validation_split``, aekit's "auto"
+share) that no fit trains on or trims, so the rate is the one to expect on new data like the
+training data.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,8 +43,14 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit.api import Autoencoder
+from aekit.config import RunConfig
+from aekit.errors import ConfigError, FormatError
+from aekit.pipeline import split_plan
+from aekit.serialization import read_json, write_json
 
-SCORES = ("combined", "reconstruction")
+SCORES = ("combined", "reconstruction", "whitened", "whitened_knn")
+DETECTOR_FORMAT = "aekit-outlier-detector"
+KNN = 5
 
 
 class OutlierDetector(OutlierMixin, BaseEstimator):
@@ -51,28 +62,32 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         n_components: size of the code; None: aekit's choice (``ceil(features / 4)``).
         hidden: encoder hidden widths; None: chosen from the data.
         activation, epochs, batch_size, lr, optimizer, schedule, validation_split, pca_init:
-            training options, as for :class:`aekit.AutoencoderTransformer` (None / "auto":
-            aekit's data-dependent defaults).
+            training options, as for :class:`aekit.AutoencoderTransformer` (None: the
+            ``config``'s value, else aekit's defaults, some chosen from the data).
         scaling: how raw data is scaled (``standard`` by default, also ``minmax``, ``auto``,
             ``none``): the detector takes raw units.
-        score_kind: ``combined`` (reconstruction error + code distance) or ``reconstruction``.
+        score_kind: ``whitened`` (Mahalanobis distance of the residual + code distance),
+            ``combined`` (squared reconstruction error + code distance) or ``reconstruction``.
         trim_fraction: share of the training rows set aside (the highest scores) before a
             second fit; None or 0: one fit.
         target_fpr: the false-positive rate on held-back rows that ``contamination="auto"``
             aims at.
         random_state: seed of the split, the initialisation and the batch order.
         threads: CPU threads for PyTorch (None: all cores). verbose: show training progress.
+        config: a :class:`aekit.RunConfig` holding any other training option (``aekit detect``
+            passes its flags this way); the parameters above override it when not None.
     """
 
     def __init__(self, contamination: float | str = "auto", *, n_components: int | None = None,
-                 hidden: Sequence[int] | None = None, activation: str = "relu",
-                 epochs: int | None = None, batch_size: int | None = None, lr: float = 2e-3,
-                 optimizer: str = "adam", schedule: str = "one_cycle",
-                 validation_split: float | str = "auto", pca_init: bool = True,
-                 scaling: str = "standard", score_kind: str = "combined",
-                 trim_fraction: float | None = 0.1, target_fpr: float = 0.01,
-                 random_state: int | None = None, threads: int | None = None,
-                 verbose: bool = False) -> None:
+                 hidden: Sequence[int] | None = None, activation: str | None = None,
+                 epochs: int | None = None, batch_size: int | None = None,
+                 lr: float | None = None, optimizer: str | None = None,
+                 schedule: str | None = None, validation_split: float | str | None = None,
+                 pca_init: bool | None = None, scaling: str = "standard",
+                 score_kind: str = "whitened", trim_fraction: float | None = 0.1,
+                 target_fpr: float = 0.01, random_state: int | None = None,
+                 threads: int | None = None, verbose: bool = False,
+                 config: RunConfig | None = None) -> None:
         self.contamination = contamination
         self.n_components = n_components
         self.hidden = hidden
@@ -91,37 +106,41 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.random_state = random_state
         self.threads = threads
         self.verbose = verbose
+        self.config = config
 
     # -- parameters ---------------------------------------------------------------------------
     def _check_params(self) -> None:
         c = self.contamination
         if not (c == "auto" or (isinstance(c, (float, int)) and not isinstance(c, bool)
                                 and 0.0 < c <= 0.5)):
-            raise ValueError(f"`contamination` must be 'auto' or a float in (0, 0.5]. "
-                             f"Received: contamination={c!r}")
+            raise ConfigError(f"`contamination` must be 'auto' or a float in (0, 0.5]. "
+                              f"Received: contamination={c!r}")
         if self.score_kind not in SCORES:
-            raise ValueError(f"`score_kind` must be one of {', '.join(SCORES)}. "
-                             f"Received: score_kind={self.score_kind!r}")
+            raise ConfigError(f"`score_kind` must be one of {', '.join(SCORES)}. "
+                              f"Received: score_kind={self.score_kind!r}")
         t = self.trim_fraction
         if t is not None and not (isinstance(t, (float, int)) and 0.0 <= t < 0.5):
-            raise ValueError(f"`trim_fraction` must be None or a float in [0, 0.5). "
-                             f"Received: trim_fraction={t!r}")
+            raise ConfigError(f"`trim_fraction` must be None or a float in [0, 0.5). "
+                              f"Received: trim_fraction={t!r}")
         if not (isinstance(self.target_fpr, (float, int)) and 0.0 < self.target_fpr < 1.0):
-            raise ValueError(f"`target_fpr` must be a float in (0, 1). "
-                             f"Received: target_fpr={self.target_fpr!r}")
+            raise ConfigError(f"`target_fpr` must be a float in (0, 1). "
+                              f"Received: target_fpr={self.target_fpr!r}")
 
     def _options(self, seed: int, n_rows: int) -> dict[str, Any]:
-        """The aekit options these parameters stand for (validated by aekit's config)."""
-        split = self.validation_split
-        if split == "auto" and n_rows < 20:
-            split = 0.0  # too few rows to hold any back
-        return dict(latent_dim=self.n_components,
-                    hidden=tuple(self.hidden) if self.hidden is not None else None,
-                    activation=self.activation, epochs=self.epochs,
-                    batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                    schedule=self.schedule, validation_split=split, pca_init=self.pca_init,
-                    seed=seed, threads=self.threads, progress=bool(self.verbose),
-                    scaling=self.scaling, device="cpu")
+        """The aekit options these parameters stand for (None: the ``config``'s value, else
+        aekit's default); validated by aekit's config."""
+        options = dict(latent_dim=self.n_components,
+                       hidden=tuple(self.hidden) if self.hidden is not None else None,
+                       activation=self.activation, epochs=self.epochs,
+                       batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                       schedule=self.schedule, validation_split=self.validation_split,
+                       pca_init=self.pca_init)
+        options = {k: v for k, v in options.items() if v is not None}
+        base = self.config or RunConfig()
+        if options.get("validation_split", base.train.validation_split) == "auto" and n_rows < 20:
+            options["validation_split"] = 0.0  # too few rows to hold any back
+        return dict(options, config=base, seed=seed, threads=self.threads,
+                    progress=bool(self.verbose), scaling=self.scaling, device="cpu")
 
     def _seed(self) -> int:
         seed = self.random_state
@@ -140,17 +159,21 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self._check_params()
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
         seed = self._seed()
-        self.autoencoder_, val_rows = self._fit_once(X, seed)
+        options = self._options(seed, len(X))
+        config = options.pop("config").replace(**options)
+        # The held-back rows are drawn once: both fits stop early on them, they are never
+        # trimmed, and the "auto" threshold is read from them (rows no fit has learned from).
+        fit_rows, val_rows, _ = split_plan(len(X), 0.0, config.train.validation_split, seed)
+        self.autoencoder_ = self._fit_once(X, fit_rows, val_rows, config)
         self.n_fits_ = 1
         self.trimmed_index_ = np.zeros(0, dtype=np.int64)
-        n_trim = int(round((self.trim_fraction or 0.0) * len(X)))
-        if n_trim and len(X) - n_trim >= 20:
-            first = self._raw_scores(X)
+        n_trim = int(round((self.trim_fraction or 0.0) * len(fit_rows)))
+        if n_trim and len(fit_rows) - n_trim >= 20:
+            first = self._raw_scores(X[fit_rows])
             order = np.argsort(-first, kind="stable")
-            self.trimmed_index_ = np.sort(order[:n_trim])
-            kept = np.sort(order[n_trim:])
-            self.autoencoder_, val_rows = self._fit_once(X[kept], seed)
-            val_rows = kept[val_rows]
+            self.trimmed_index_ = np.sort(fit_rows[order[:n_trim]])
+            kept = np.sort(fit_rows[order[n_trim:]])
+            self.autoencoder_ = self._fit_once(X, kept, val_rows, config)
             self.n_fits_ = 2
         self.decision_scores_ = self._raw_scores(X)
         self.offset_ = -self._threshold(self.decision_scores_, val_rows)
@@ -158,28 +181,42 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 
-    def _fit_once(self, X: np.ndarray, seed: int) -> tuple[Autoencoder, np.ndarray]:
-        """One autoencoder on ``X``, with the score's reference statistics; also returns the
-        validation rows (indices of ``X``)."""
-        ae = Autoencoder(**self._options(seed, len(X)))
-        ae.fit(X, verbose=bool(self.verbose))
-        train_index = np.asarray(ae.train_index)
-        val_index = np.setdiff1d(np.arange(len(X)), train_index)
-        self._set_reference(ae, X[train_index])
-        return ae, val_index
+    def _fit_once(self, X: np.ndarray, fit_rows: np.ndarray, val_rows: np.ndarray,
+                  config: RunConfig) -> Autoencoder:
+        """One autoencoder trained on ``X[fit_rows]`` (validated on ``X[val_rows]``), with the
+        score's reference statistics taken on its training rows."""
+        ae = Autoencoder(config=config.replace(validation_split=0.0) if not len(val_rows)
+                         else config)
+        ae.fit(X[fit_rows], verbose=bool(self.verbose),
+               validation_data=X[val_rows] if len(val_rows) else None)
+        self._set_reference(ae, X[fit_rows])
+        return ae
 
     def _set_reference(self, ae: Autoencoder, x_train: np.ndarray) -> None:
-        """Statistics of the training rows that put the two parts of the score on one scale:
-        the codes' mean and inverse covariance, and each part's median."""
-        codes = ae.encode(x_train).astype(np.float64)  # (n, latent_dim)
-        self.code_mean_ = codes.mean(axis=0)
-        cov = np.atleast_2d(np.cov(codes - self.code_mean_, rowvar=False))
-        ridge = 1e-6 * max(float(np.trace(cov)) / len(cov), 1e-12)
-        self.code_precision_ = np.linalg.pinv(cov + ridge * np.eye(len(cov)))
+        """Statistics of the training rows that put the parts of the score on one scale: the
+        codes' (and, for ``whitened``, the residuals') mean and inverse covariance, and each
+        part's median."""
         self.autoencoder_ = ae
+        codes = ae.encode(x_train).astype(np.float64)  # (n, latent_dim)
+        self.code_mean_, self.code_precision_ = _mean_and_precision(codes)
+        self.residual_mean_ = self.residual_precision_ = None
+        if self.score_kind.startswith("whitened"):
+            x_scaled = ae.scaler.transform(x_train).astype(np.float32)
+            residuals = ae.reconstruct_scaled(x_scaled).astype(np.float64) - x_scaled
+            self.residual_mean_, self.residual_precision_ = _mean_and_precision(residuals,
+                                                                                1e-3)
         recon, dist = self._parts(x_train)
         self.recon_scale_ = _positive_median(recon)
         self.code_scale_ = _positive_median(dist)
+        if self.score_kind == "whitened_knn":
+            from sklearn.neighbors import NearestNeighbors
+
+            self.whiten_ = np.linalg.cholesky(self.code_precision_ + 1e-12 * np.eye(
+                len(self.code_precision_)))
+            self.train_codes_ = (codes - self.code_mean_) @ self.whiten_
+            self.knn_ = NearestNeighbors(n_neighbors=min(KNN, len(codes))).fit(
+                self.train_codes_)
+            self.knn_scale_ = _positive_median(self._knn(codes))
 
     def _threshold(self, scores: np.ndarray, val_rows: np.ndarray) -> float:
         """The anomaly score above which a row is an outlier (see the module's docstring)."""
@@ -198,18 +235,31 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(reconstruction error, squared code distance) of each row, raw units."""
-        recon = self._residuals(X).sum(axis=1)
+        if self.residual_precision_ is not None:  # whitened: Mahalanobis of the residual
+            ae = self.autoencoder_
+            x_scaled = ae.scaler.transform(X).astype(np.float32)
+            residuals = ae.reconstruct_scaled(x_scaled).astype(np.float64) - x_scaled
+            recon = _mahalanobis(residuals, self.residual_mean_, self.residual_precision_)
+        else:
+            recon = self._residuals(X).sum(axis=1)
         if len(X) == 0:
             return recon, recon.copy()
-        centred = self.autoencoder_.encode(X).astype(np.float64) - self.code_mean_
-        dist = np.einsum("ij,jk,ik->i", centred, self.code_precision_, centred)
-        return recon, np.maximum(dist, 0.0)
+        codes = self.autoencoder_.encode(X).astype(np.float64)
+        return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_)
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
         recon, dist = self._parts(X)
         if self.score_kind == "reconstruction":
             return recon / self.recon_scale_
+        if self.score_kind == "whitened_knn":
+            codes = self.autoencoder_.encode(X).astype(np.float64)
+            return (recon / self.recon_scale_ + dist / self.code_scale_
+                    + self._knn(codes) / self.knn_scale_)
         return recon / self.recon_scale_ + dist / self.code_scale_
+
+    def _knn(self, codes: np.ndarray) -> np.ndarray:
+        distances, _ = self.knn_.kneighbors((codes - self.code_mean_) @ self.whiten_)
+        return np.square(distances).mean(axis=1)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score of each row of ``X`` (raw units): higher = more anomalous.
@@ -253,6 +303,62 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                           where=total > 0)
         return share * self._raw_scores(X)[:, None]
 
+    # -- files -------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the model (``model.safetensors``, ``config.json``) and ``detector.json`` (the
+        score's statistics and the threshold) into ``directory``: no pickle."""
+        check_is_fitted(self)
+        directory = Path(directory)
+        self.autoencoder_.save(directory)
+        state = {"format": DETECTOR_FORMAT, "contamination": self.contamination,
+                 "score_kind": self.score_kind, "target_fpr": self.target_fpr,
+                 "trim_fraction": self.trim_fraction, "n_features_in": int(self.n_features_in_),
+                 "offset": self.offset_, "code_mean": self.code_mean_.tolist(),
+                 "code_precision": self.code_precision_.tolist(),
+                 "recon_scale": self.recon_scale_, "code_scale": self.code_scale_,
+                 "n_fits": self.n_fits_,
+                 "residual_mean": _listed(self.residual_mean_),
+                 "residual_precision": _listed(self.residual_precision_)}
+        write_json(directory / "detector.json", state)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "OutlierDetector":
+        """A detector saved by :meth:`save` (or ``aekit detect --out``), ready to score.
+
+        Raises:
+            FormatError: a missing or malformed folder.
+        """
+        directory = Path(directory)
+        ae = Autoencoder.load(directory)
+        state = read_json(directory / "detector.json", "detector state")
+        try:
+            if state.get("format") != DETECTOR_FORMAT:
+                raise ValueError(f"format={state.get('format')!r}")
+            det = cls(contamination=state["contamination"], score_kind=state["score_kind"],
+                      target_fpr=float(state["target_fpr"]),
+                      trim_fraction=state["trim_fraction"])
+            det.autoencoder_ = ae
+            det.n_features_in_ = int(state["n_features_in"])
+            det.offset_ = float(state["offset"])
+            det.threshold_ = -det.offset_
+            det.code_mean_ = np.asarray(state["code_mean"], dtype=np.float64)
+            det.code_precision_ = np.asarray(state["code_precision"], dtype=np.float64)
+            det.recon_scale_ = float(state["recon_scale"])
+            det.code_scale_ = float(state["code_scale"])
+            det.n_fits_ = int(state["n_fits"])
+            det.residual_mean_, det.residual_precision_ = (
+                None if state.get(k) is None else np.asarray(state[k], dtype=np.float64)
+                for k in ("residual_mean", "residual_precision"))
+            latent = ae.config.model.latent_dim
+            if det.code_precision_.shape != (latent, latent) or det.code_mean_.shape != (latent,):
+                raise ValueError("code statistics do not match the model's latent size")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{directory / 'detector.json'}: invalid detector state "
+                              f"({exc}); expected a folder written by `aekit detect --out`") \
+                from exc
+        return det
+
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
@@ -266,3 +372,23 @@ def _positive_median(values: np.ndarray) -> float:
         return median
     mean = float(np.mean(values)) if len(values) else 0.0
     return mean if mean > 0 else 1e-12
+
+
+def _listed(array: np.ndarray | None) -> list | None:
+    return None if array is None else array.tolist()
+
+
+def _mean_and_precision(values: np.ndarray, ridge_share: float = 1e-6
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (ridge-regularised pseudo-) inverse covariance of the rows of ``values``."""
+    mean = values.mean(axis=0)
+    cov = np.atleast_2d(np.cov(values - mean, rowvar=False)) if len(values) > 1 else \
+        np.eye(values.shape[1])
+    ridge = ridge_share * max(float(np.trace(cov)) / len(cov), 1e-12)
+    return mean, np.linalg.pinv(cov + ridge * np.eye(len(cov)))
+
+
+def _mahalanobis(values: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance of each row: (n,) float64, never negative."""
+    centred = values - mean
+    return np.maximum(np.einsum("ij,jk,ik->i", centred, precision, centred), 0.0)

@@ -72,8 +72,10 @@ class Doctor(Callback):
         self._steps_since_reset = 0
         self._epoch_bad = False
         self._epoch_losses: list[float] = []
+        self._trainer: Any = None
 
     def on_train_begin(self, trainer: "Trainer") -> None:
+        self._trainer = trainer
         self._save_good(trainer)
 
     def _save_good(self, trainer: "Trainer") -> None:
@@ -144,16 +146,36 @@ class Doctor(Callback):
             self._epoch_losses = [float(loss)]
 
     def state_dict(self) -> dict[str, Any]:
-        """Counters, smoothed loss, epoch losses (JSON) and the last good state (tensors,
-        ``good.<name>``) for a checkpoint."""
+        """Counters, smoothed loss, epoch losses (JSON) and the last good state for a
+        checkpoint: as tensors (``good.<name>``), or, when it equals the trainer's current
+        state or its best weights (a snapshot every 200 steps and a checkpoint every 200
+        steps often coincide), as ``good_is`` ``"current"`` / ``"best"``, which the checkpoint
+        holds already."""
         state: dict[str, Any] = {
             "rollbacks": self.rollbacks, "restarts": self.restarts, "good_step": self._good_step,
             "ema": self._ema, "best_ema": self._best_ema,
             "steps_since_reset": self._steps_since_reset, "epoch_bad": self._epoch_bad,
             "epoch_losses": list(self._epoch_losses)}
-        for name, tensor in (self._good or {}).items():
-            state[f"good.{name}"] = tensor
+        same = self._good_is()
+        if same is not None:
+            state["good_is"] = same
+        else:
+            for name, tensor in (self._good or {}).items():
+                state[f"good.{name}"] = tensor
         return state
+
+    def _good_is(self) -> str | None:
+        """``current`` or ``best`` when the good state equals that state of the trainer."""
+        trainer, good = self._trainer, self._good
+        if trainer is None or good is None:
+            return None
+        current = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
+        current.update({f"optim.{k}": v for k, v in trainer.optimizer.state_tensors().items()})
+        for name, other in (("current", current), ("best", trainer._best_state or {})):
+            if other.keys() == good.keys() and all(
+                    torch.equal(good[k], other[k]) for k in good):
+                return name
+        return None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Take back :meth:`state_dict`'s values (a checkpoint without a good state keeps the
@@ -173,6 +195,13 @@ class Doctor(Callback):
         self._epoch_bad = bool(state["epoch_bad"])
         self._epoch_losses = [float(v) for v in losses]
         good = {k[5:]: v for k, v in state.items() if k.startswith("good.")}
+        same = state.get("good_is")
+        if same == "current" and self._trainer is not None:
+            good = self._trainer.snapshot()  # the checkpoint's state, loaded by now
+        elif same == "best" and self._trainer is not None and self._trainer._best_state:
+            good = {k: v.clone() for k, v in self._trainer._best_state.items()}
+        elif same is not None:
+            raise ValueError(f"good_is must be current or best, got {same!r}")
         if good:
             self._good = good
 

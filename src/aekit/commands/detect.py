@@ -1,0 +1,57 @@
+"""``aekit detect``: anomaly scores, labels and top features for every row of a data set
+(a thin shell over :mod:`aekit.apps.detect`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from aekit.commands.common import add_config_options, config_from_args
+
+
+def _contamination(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a number in (0, 0.5]; "
+                                         f"received {text!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       help="score every row for anomalies: scores, labels, top features",
+                       description="Train an outlier detector on --data (or use the one in "
+                       "--model) and write scores.csv (row, score, label -1/+1, the features "
+                       "with the largest part of the score, named by the data's header) and "
+                       "summary.json into --out. The score adds the reconstruction error and "
+                       "the code's distance from the training codes; the training rows may "
+                       "hold outliers (the top-scored 10%% are set aside and the model refitted). "
+                       "All training options of `aekit train` apply.")
+    p.add_argument("--out", required=True, help="folder for scores.csv, summary.json and "
+                   "the trained detector")
+    p.add_argument("--model", default=None, help="a folder written by an earlier `aekit "
+                   "detect --out`: score with it, no training")
+    p.add_argument("--contamination", type=_contamination, default="auto",
+                   help="expected share of outliers in the data (threshold: that quantile of "
+                   "the training scores); auto: 1%% false positives on held-back rows")
+    p.add_argument("--config", default=None, help="JSON or TOML file of training options")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aekit.apps.detect import detect
+
+    cfg = config_from_args(args)
+    result = detect(cfg, args.out, args.model, args.contamination)
+    s = result.summary
+    print(f"{s['n_outliers']} of {s['n_rows']} rows flagged ({s['outlier_share']:.1%}); "
+          f"threshold {s['threshold']:.4g}: {s['threshold_rule']}")
+    for row in s["most_anomalous"][:5]:
+        features = ", ".join(f"{f['feature']} {f['share']:.0%}" for f in row["top_features"])
+        print(f"  row {row['row']}: score {row['score']:.4g} ({features})")
+    print(f"wrote {args.out}/scores.csv, summary.json"
+          + ("" if args.model else ", and the detector (model.safetensors, config.json, "
+             "detector.json)"))
+    return 0
