@@ -1,0 +1,105 @@
+"""The run pipeline: the one place that turns options and data into a prepared run, and that
+scores a trained model against PCA.
+
+Every entry point goes through it -- ``Autoencoder.fit``, ``aekit train`` (in memory and
+streamed), ``lr-find``, ``study``, ``sweep`` and the scikit-learn estimator -- so the same data
+and the same options give the same decisions whichever door a user comes in by:
+
+1. **split** (:func:`split_plan`): the test rows are drawn first, with a generator that does not
+   depend on ``--seed`` (runs with different seeds are scored on the same rows; ``--split-seed``
+   draws another test split); the validation
+   rows are then drawn from the rest with ``--seed``. Each held-back part is at most
+   ``MAX_HELD_ROWS`` rows.
+2. **scale** (:func:`choose_scaler`): fitted on the training rows only; ``auto`` is pixels to
+   [0, 1], tabular data already within [0, 1] left alone, other tabular data standardized.
+3. **defaults from the data** (:func:`data_defaults`): latent size, widths and batch size when
+   the user did not set them (the rules are in that function's docstring and the README).
+4. **output** (:func:`choose_output`): sigmoid for data in [0, 1], identity otherwise -- and
+   identity for a model that starts from PCA, whose linear path must reproduce PCA exactly.
+5. **PCA** (:func:`fit_baseline`): fitted once on the scaled training targets at the latent
+   size; it initialises the model's linear path (``pca_init``) and is the yardstick of the
+   validation and test errors.
+
+Modules: :mod:`~aekit.pipeline.decisions` (1-5 above), :mod:`~aekit.pipeline.prepare` (the
+:class:`PreparedRun`), :mod:`~aekit.pipeline.scoring` (errors against PCA, the PCA gate and
+baseline, summaries). Everything public is importable from ``aekit.pipeline``.
+"""
+
+from aekit.pipeline.decisions import (
+    MAX_AUTO_VAL_SHARE,
+    MAX_HELD_ROWS,
+    MAX_LATENT,
+    MIN_AUTO_VAL_ROWS,
+    TEST_SPLIT_SEED,
+    choose_output,
+    choose_scaler,
+    data_defaults,
+    fit_baseline,
+    held_count,
+    in_unit_range,
+    split_indices,
+    split_plan,
+    starts_from_pca,
+    validation_fraction)
+from aekit.pipeline.prepare import (
+    MIN_CHECK_ROWS,
+    PreparedRun,
+    as_dataset,
+    load_splits,
+    prepare,
+    prepare_spec,
+    subset,
+    validation_halves,
+    with_config)
+from aekit.pipeline.scoring import (
+    KEEP_T,
+    PCABaseline,
+    PCAGate,
+    clearly_better_than_pca,
+    comparable_with_pca,
+    errors_vs_pca,
+    pca_callbacks,
+    pca_validation_mse,
+    per_row_sse,
+    reconstruction_errors,
+    training_figures,
+    validation_errors)
+
+__all__ = [
+    "MAX_AUTO_VAL_SHARE",
+    "MAX_HELD_ROWS",
+    "MAX_LATENT",
+    "MIN_AUTO_VAL_ROWS",
+    "TEST_SPLIT_SEED",
+    "choose_output",
+    "choose_scaler",
+    "data_defaults",
+    "fit_baseline",
+    "held_count",
+    "in_unit_range",
+    "split_indices",
+    "split_plan",
+    "starts_from_pca",
+    "validation_fraction",
+    "MIN_CHECK_ROWS",
+    "PreparedRun",
+    "as_dataset",
+    "load_splits",
+    "prepare",
+    "prepare_spec",
+    "subset",
+    "validation_halves",
+    "with_config",
+    "KEEP_T",
+    "PCABaseline",
+    "PCAGate",
+    "clearly_better_than_pca",
+    "comparable_with_pca",
+    "errors_vs_pca",
+    "pca_callbacks",
+    "pca_validation_mse",
+    "per_row_sse",
+    "reconstruction_errors",
+    "training_figures",
+    "validation_errors",
+]
