@@ -48,9 +48,8 @@ from aekit.errors import ConfigError, FormatError
 from aekit.pipeline import split_plan
 from aekit.serialization import read_json, write_json
 
-SCORES = ("combined", "reconstruction", "whitened", "whitened_knn")
+SCORES = ("combined", "reconstruction", "whitened")
 DETECTOR_FORMAT = "aekit-outlier-detector"
-KNN = 5
 
 
 class OutlierDetector(OutlierMixin, BaseEstimator):
@@ -200,7 +199,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         codes = ae.encode(x_train).astype(np.float64)  # (n, latent_dim)
         self.code_mean_, self.code_precision_ = _mean_and_precision(codes)
         self.residual_mean_ = self.residual_precision_ = None
-        if self.score_kind.startswith("whitened"):
+        if self.score_kind == "whitened":
             x_scaled = ae.scaler.transform(x_train).astype(np.float32)
             residuals = ae.reconstruct_scaled(x_scaled).astype(np.float64) - x_scaled
             self.residual_mean_, self.residual_precision_ = _mean_and_precision(residuals,
@@ -208,15 +207,6 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         recon, dist = self._parts(x_train)
         self.recon_scale_ = _positive_median(recon)
         self.code_scale_ = _positive_median(dist)
-        if self.score_kind == "whitened_knn":
-            from sklearn.neighbors import NearestNeighbors
-
-            self.whiten_ = np.linalg.cholesky(self.code_precision_ + 1e-12 * np.eye(
-                len(self.code_precision_)))
-            self.train_codes_ = (codes - self.code_mean_) @ self.whiten_
-            self.knn_ = NearestNeighbors(n_neighbors=min(KNN, len(codes))).fit(
-                self.train_codes_)
-            self.knn_scale_ = _positive_median(self._knn(codes))
 
     def _threshold(self, scores: np.ndarray, val_rows: np.ndarray) -> float:
         """The anomaly score above which a row is an outlier (see the module's docstring)."""
@@ -251,15 +241,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         recon, dist = self._parts(X)
         if self.score_kind == "reconstruction":
             return recon / self.recon_scale_
-        if self.score_kind == "whitened_knn":
-            codes = self.autoencoder_.encode(X).astype(np.float64)
-            return (recon / self.recon_scale_ + dist / self.code_scale_
-                    + self._knn(codes) / self.knn_scale_)
         return recon / self.recon_scale_ + dist / self.code_scale_
-
-    def _knn(self, codes: np.ndarray) -> np.ndarray:
-        distances, _ = self.knn_.kneighbors((codes - self.code_mean_) @ self.whiten_)
-        return np.square(distances).mean(axis=1)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score of each row of ``X`` (raw units): higher = more anomalous.

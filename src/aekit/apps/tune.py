@@ -236,8 +236,7 @@ def open_storage(storage: str) -> Any:
 def study_identity(cfg: RunConfig, search: Sequence[str]) -> dict[str, Any]:
     """What makes two calls the same study: the options held fixed and the options searched."""
     fixed = {k: v for section in cfg.to_dict().values() for k, v in section.items()
-             if k not in SESSION_OPTIONS and k not in search and
-             not (k == "hidden" and "hidden" in search)}
+             if k not in SESSION_OPTIONS and k not in search}
     return json.loads(json.dumps({"fixed": fixed, "search": list(search)}))
 
 
