@@ -108,28 +108,9 @@ def _warn_deprecated(option_string: str | None, deprecated: dict[str, str]) -> N
               f"{deprecated[option_string]} (same meaning)", file=sys.stderr, flush=True)
 
 
-class StoreWithAlias(argparse.Action):
-    """``store`` for a flag with a deprecated second spelling (``--n-train`` for
-    ``--max-train-samples``): both work, the old one prints a warning naming the new one.
-
-    Args:
-        deprecated: old spelling -> new spelling.
-    """
-
-    def __init__(self, option_strings: list[str], dest: str,
-                 deprecated: dict[str, str] | None = None, **kwargs: Any) -> None:
-        self.deprecated = deprecated or {}
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        _warn_deprecated(option_string, self.deprecated)
-        setattr(namespace, self.dest, values)
-
-
-class BooleanWithAlias(argparse.BooleanOptionalAction):
-    """A ``--flag/--no-flag`` switch with deprecated spellings (``--scaling/--no-scaling``
-    for export's ``--include-scaling/--no-include-scaling``), which print a warning."""
+class _DeprecatedSpellings:
+    """Takes ``deprecated`` (old spelling -> new spelling) and warns when an old one is used;
+    mixed into an argparse action before it."""
 
     def __init__(self, option_strings: list[str], dest: str,
                  deprecated: dict[str, str] | None = None, **kwargs: Any) -> None:
@@ -140,6 +121,16 @@ class BooleanWithAlias(argparse.BooleanOptionalAction):
                  values: Any, option_string: str | None = None) -> None:
         _warn_deprecated(option_string, self.deprecated)
         super().__call__(parser, namespace, values, option_string)
+
+
+class StoreWithAlias(_DeprecatedSpellings, argparse._StoreAction):
+    """``store`` for a flag with a deprecated second spelling (``--n-train`` for
+    ``--max-train-samples``): both work, the old one prints a warning naming the new one."""
+
+
+class BooleanWithAlias(_DeprecatedSpellings, argparse.BooleanOptionalAction):
+    """A ``--flag/--no-flag`` switch with deprecated spellings (``--scaling/--no-scaling``
+    for export's ``--include-scaling/--no-include-scaling``), which print a warning."""
 
 
 def save_npy(path: str, array: Any) -> None:
