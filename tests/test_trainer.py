@@ -144,9 +144,9 @@ def test_patience_none_never_stops_early():
 class _RecordingTrainer(Trainer):
     """Keeps every (inputs, target) batch handed to the step."""
 
-    def train_step(self, xb, weight=1.0, target=None):
+    def train_step(self, xb, weight=1.0, target=None, row_weight=None):
         self.seen.append((xb.clone(), None if target is None else target.clone()))
-        return super().train_step(xb, weight, target)
+        return super().train_step(xb, weight, target, row_weight)
 
 
 def test_a_target_takes_the_same_rows_as_the_inputs_and_is_trained_toward():

@@ -21,10 +21,12 @@ import torch
 from aekit import __version__
 from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features
-from aekit.errors import ConfigError, FormatError, TrainingError
+from aekit.data.labels import attach
+from aekit.errors import ConfigError, DataError, FormatError, TrainingError
 from aekit.models import build_model
-from aekit.pipeline import (PreparedRun, as_dataset, pca_callbacks, prepare,
-                            reconstruction_errors, starts_from_pca, validation_halves)
+from aekit.pipeline import (PreparedRun, as_dataset, pca_callbacks, per_class_sse,
+                            per_row_sse, prepare, reconstruction_errors, starts_from_pca,
+                            validation_halves)
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
                                  write_json)
 from aekit.training.callbacks import Callback, ProgressBar
@@ -40,7 +42,7 @@ MODEL_FORMAT_VERSION = 1
 # Options of ``aekit train`` that only the command's run folder uses: Autoencoder(...) refuses
 # them rather than ignore them.
 COMMAND_ONLY = ("data", "test", "test_split", "nproc", "resume", "report",
-                "checkpoint_every_steps")
+                "checkpoint_every_steps", "labels", "test_labels")
 
 
 class Autoencoder:
@@ -84,7 +86,8 @@ class Autoencoder:
     def fit(self, x: Any, y: Any = None, batch_size: int | None = None,
             epochs: int | None = None, verbose: bool | None = None,
             callbacks: Sequence[Callback] = (), validation_split: float | None = None,
-            validation_data: Any = None, shuffle: bool | None = None) -> History:
+            validation_data: Any = None, shuffle: bool | None = None, *,
+            sample_weight: Any = None, labels: Any = None) -> History:
         """Train on ``x`` (samples in rows; image stacks ``(n, h, w[, c])`` are accepted).
 
         Keras's order and names: ``fit(x_train, x_train, epochs=100, batch_size=32,
@@ -99,6 +102,11 @@ class Autoencoder:
             callbacks: extra hooks around each step and epoch.
             validation_data: a separate validation set, ``x_val`` or ``(x_val, y_val)``;
                 replaces ``validation_split``.
+            sample_weight: one weight (>= 0) per row of ``x``: each row's loss is weighted
+                by it (Keras's ``sample_weight``).
+            labels: one class label per row of ``x`` (integers or strings; default: a
+                Dataset's own). The ``balance`` option (``"weights"``, ``"sampler"``) uses
+                them; :meth:`evaluate` reports per-class errors and the codes' probe.
 
         Returns:
             The :class:`History` of per-epoch logs (``history["val_loss"]``).
@@ -113,7 +121,9 @@ class Autoencoder:
         if verbose is not None:
             changes["progress"] = bool(verbose)
         self.config = self.config.replace(**changes)
-        return self.fit_prepared(prepare(self.config, x, y, validation_data), callbacks)
+        run = prepare(self.config, x, y, validation_data, labels=labels,
+                      sample_weight=sample_weight)
+        return self.fit_prepared(run, callbacks)
 
     def fit_prepared(self, run: PreparedRun, callbacks: Sequence[Callback] = ()) -> History:
         """Train on a run the pipeline prepared (:func:`aekit.pipeline.prepare`).
@@ -141,7 +151,9 @@ class Autoencoder:
         if cfg.train.progress:
             all_callbacks.append(ProgressBar())
         self.trainer = Trainer(self.model, cfg, all_callbacks)
-        targets = {k: to_device(v) for k, v in (("y_train", run.y_train), ("y_val", y_sel))
+        targets = {k: to_device(v) for k, v in (("y_train", run.y_train), ("y_val", y_sel),
+                                                ("row_weight", run.row_weight),
+                                                ("draw_weight", run.draw_weight))
                    if v is not None}
         self.history = self.trainer.fit(t_train, t_val, **targets)
         return self.history
@@ -259,6 +271,26 @@ class Autoencoder:
         t = self._scaled(x, "input")
         return reconstruction_errors(t.cpu().numpy(), self._batched(lambda b: self.model(b).x_hat,
                                                                     t))
+
+    def score_per_class(self, x: Any, labels: Any = None) -> dict[str, float]:
+        """Squared error per sample of each class of ``x`` (class name -> error), in the scaled
+        space; ``labels`` one per row (default: a Dataset's own).
+
+        Raises:
+            DataError: no labels, or not one per row.
+        """
+        ds = attach(as_dataset(x, "input"), labels)
+        if ds.labels is None:
+            raise DataError("score_per_class needs labels: pass labels=..., one per row")
+        t = self._scaled(ds, "input")
+        per_row = per_row_sse(t.cpu().numpy(), self._batched(lambda b: self.model(b).x_hat, t))
+        return per_class_sse(per_row, ds.labels, ds)
+
+    def encode_scaled(self, x_scaled: np.ndarray) -> np.ndarray:
+        """Codes of rows already in the scaled space the model works in."""
+        self._require_fitted()
+        t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
+        return self._batched(self.model.encode, t)
 
     def reconstruct_scaled(self, x_scaled: np.ndarray) -> np.ndarray:
         """Reconstructions of rows already in the scaled space the model works in."""

@@ -29,6 +29,7 @@ SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "cosine_rest
              "one_cycle", "plateau")
 SCALINGS = ("auto", "unit", "standard", "minmax", "none")
 DEVICES = ("auto", "cpu", "cuda")
+BALANCES = ("none", "weights", "sampler")
 AUTO_STEPS = 4000
 AUTO_MIN_EPOCHS = 10
 AUTO_MAX_EPOCHS = 1000
@@ -123,10 +124,23 @@ class DataConfig:
                                   "(default: none = aekit's fixed split)", None)
     scaling: str = _opt("scaling: auto (pixels to [0,1], tabular standardized), unit, standard, "
                         "minmax, none", "auto")
+    labels: str = _opt("class labels of --data: auto (the data's own: digits, Fashion-MNIST, "
+                       "IDX with its labels file, a folder with one subfolder per class, an "
+                       ".npz holding y or labels), none, FILE.npy, FILE.npz:KEY or "
+                       "FILE.csv:COLUMN; with labels, summary.json gets per-class errors and "
+                       "the codes' classification and clustering scores", "auto")
+    test_labels: str | None = _opt("class labels of --test (same forms as --labels); default: "
+                                   "the test set's own (auto)", None)
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"`data` must be a non-empty data spec. Received: data={self.data!r}")
+        for name in ("labels", "test_labels"):
+            value = getattr(self, name)
+            if not (value is None and name == "test_labels") and (
+                    not isinstance(value, str) or not value):
+                raise ConfigError(f"`{name}` must be auto, none or a label spec (FILE.npy, "
+                                  f"FILE.npz:KEY, FILE.csv:COLUMN). Received: {name}={value!r}")
         _check_number("test_split", self.test_split, low=0.0, high=0.9)
         _check_number("split_seed", self.split_seed, low=0, integer=True, optional=True)
         _check_choice("scaling", self.scaling, SCALINGS)
@@ -286,6 +300,10 @@ class TrainConfig:
                                   "split); default: chosen from the data, 256 for 10,000 "
                                   "rows or more, fewer for small tables", None, auto=True)
     shuffle: bool = _opt("reshuffle the training split every epoch", True)
+    balance: str = _opt("class imbalance (needs labels): none; weights = each row's loss "
+                        "weighted by the inverse of its class's frequency; sampler = "
+                        "class-balanced batches (rows drawn with replacement, every class "
+                        "equally often)", "none")
     validation_split: float | str = _opt(
         "share of the training data held out for validation; auto = a tenth, but at least "
         "200 rows (at most a quarter) on small data, where the best epoch and the comparison "
@@ -340,6 +358,7 @@ class TrainConfig:
             _check_number("early_stopping_patience", self.early_stopping_patience, low=1,
                           integer=True, optional=True)
         _check_number("seed", self.seed, low=0, integer=True)
+        _check_choice("balance", self.balance, BALANCES)
         _check_choice("device", self.device, DEVICES)
         _check_number("threads", self.threads, low=1, integer=True, optional=True)
         _check_number("diagnostics_every_steps", self.diagnostics_every_steps, low=1,

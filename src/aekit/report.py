@@ -151,10 +151,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def html_table(rows: list[tuple[Any, Any]], header: tuple[str, str] | None = None) -> str:
-    """A two-column HTML table, values escaped."""
-    head = f"<tr><th>{_esc(header[0])}</th><th>{_esc(header[1])}</th></tr>" if header else ""
-    body = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(_fmt(v))}</td></tr>" for k, v in rows)
+def html_table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -> str:
+    """An HTML table (one tuple per row, any number of columns), values escaped."""
+    head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)
     return f"<table>{head}{body}</table>"
 
 
@@ -182,6 +183,35 @@ def section_headline(summary: dict[str, Any]) -> str:
     else:
         parts.append(_note("No test set was scored, so there is no comparison with PCA."))
     return "<h2>Result and comparison with PCA</h2>" + "".join(parts)
+
+
+def section_classes(summary: dict[str, Any]) -> str:
+    """Per-class test errors next to PCA's, and the codes' probe, when the run had labels."""
+    errors = summary.get("per_class_test_sse")
+    if not errors:
+        return ""
+    pca = summary.get("pca_per_class_test_sse", {})
+    train_rows = summary.get("per_class_train_rows", {})
+    test_rows = summary.get("per_class_test_rows", {})
+    rows = [(k, train_rows.get(k, "-"), test_rows.get(k, "-"), errors[k], pca.get(k, "-"),
+             f"{errors[k] / pca[k]:.2f}x" if pca.get(k) else "-")
+            for k in sorted(errors, key=errors.get, reverse=True)]
+    out = ["<h2>Classes</h2>", f"<p>Balancing: <b>{_esc(summary.get('balance', 'none'))}</b>. "
+           "Test error per sample of each class, worst first.</p>",
+           html_table(rows, ("class", "training rows", "test rows", "aekit", "PCA", "ratio"))]
+    if summary.get("test_only_classes"):
+        out.append(_note("Classes only in the test set (never seen in training): "
+                         + ", ".join(map(str, summary["test_only_classes"]))))
+    p = summary.get("probe")
+    if p:
+        out.append(f"<h3>The codes for classification and clustering ({p['latent_dim']} "
+                   "dimensions)</h3>")
+        out.append(html_table(
+            [("linear probe accuracy (logistic regression, test set)",
+              p.get("linear_probe_accuracy", "-"), p.get("pca_linear_probe_accuracy", "-")),
+             ("k-means adjusted Rand index (test codes)", p.get("kmeans_ari", "-"),
+              p.get("pca_kmeans_ari", "-"))], ("", "aekit codes", "PCA codes")))
+    return "".join(out)
 
 
 def section_training(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
@@ -278,13 +308,16 @@ def section_model_views(run_dir: Path, summary: dict[str, Any]) -> str:
         out.append(_plot(plot_reconstructions(scaled, recon, ae.sample_shape)))
     else:
         out.append(_note("Tabular data: no images to show."))
-    pick = np.sort(rng.choice(train.n_samples, min(MAX_CODE_POINTS, train.n_samples),
-                              replace=False))  # the training data: more points than the test
-    codes = ae.encode(train.x[pick])
-    labels = train.labels[pick] if train.labels is not None else None
-    out.append(f"<h3>Map of the codes ({len(pick)} training samples"
-               f"{', coloured by label' if labels is not None else ''})</h3>")
-    out.append(_plot(plot_code_map(codes, labels)))
+    # the test codes when the test set has labels; else the training data's (more points)
+    shown, which = ((test, "test") if test is not None and test.labels is not None
+                    else (train, "training"))
+    pick = np.sort(rng.choice(shown.n_samples, min(MAX_CODE_POINTS, shown.n_samples),
+                              replace=False))
+    codes = ae.encode(shown.x[pick])
+    labels = shown.labels[pick] if shown.labels is not None else None
+    out.append(f"<h3>Map of the codes ({len(pick)} {which} samples"
+               f"{', coloured by class' if labels is not None else ''})</h3>")
+    out.append(_plot(plot_code_map(codes, labels, shown.label_names)))
     return "".join(out)
 
 
@@ -316,7 +349,7 @@ def build_report(run_dir: str | Path) -> str:
     summary = read_json(run_dir / "summary.json", "run summary")
     body = "".join([
         f"<h1>aekit run: {_esc(run_dir.resolve().name)}</h1>",
-        section_headline(summary), section_training(records, summary),
+        section_headline(summary), section_classes(summary), section_training(records, summary),
         section_diagnostics(records), section_findings(summary),
         section_model_views(run_dir, summary), section_config(run_dir),
     ])

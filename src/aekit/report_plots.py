@@ -110,17 +110,25 @@ def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, np.pad(share, (0, 2 - len(share)))
 
 
-def plot_code_map(codes: np.ndarray, labels: np.ndarray | None) -> str:
-    """Scatter of the codes' first two principal components, one colour per label."""
+def plot_code_map(codes: np.ndarray, labels: np.ndarray | None,
+                  names: tuple[str, ...] | None = None) -> str:
+    """Scatter of the codes' first two principal components, one colour per class (a legend
+    with the class names, up to 20 classes)."""
     coords, share = pca_2d(codes)
     fig = _figure(6.4, 5.0)
     ax = fig.subplots()
     if labels is not None:
         classes = np.unique(labels)
-        cmap = "tab10" if len(classes) <= 10 else "tab20"
-        points = ax.scatter(coords[:, 0], coords[:, 1], c=labels, cmap=cmap, s=6, alpha=.8)
+        from matplotlib import colormaps
+
+        cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+        for i, c in enumerate(classes):
+            at = labels == c
+            name = names[c] if names is not None and 0 <= c < len(names) else str(c)
+            ax.scatter(coords[at, 0], coords[at, 1], s=6, alpha=.8, label=name,
+                       color=cmap(i % cmap.N))
         if len(classes) <= 20:
-            fig.colorbar(points, ax=ax, label="label", ticks=classes)
+            ax.legend(title="class", markerscale=2.5, fontsize="small", loc="best")
     else:
         ax.scatter(coords[:, 0], coords[:, 1], s=6, alpha=.6)
     ax.set(title="codes, first two principal components",

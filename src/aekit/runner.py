@@ -15,8 +15,9 @@ from aekit.api import Autoencoder
 from aekit.config import RunConfig
 from aekit.data.out_of_core import should_stream
 from aekit.apps.stream_train import train_streaming
-from aekit.pipeline import (PreparedRun, errors_vs_pca, prepare_spec, starts_from_pca,
-                            training_figures, validation_errors)
+from aekit.pipeline import (PreparedRun, add_label_results, errors_vs_pca, format_classes,
+                            label_summary, prepare_spec, starts_from_pca, training_figures,
+                            validation_errors)
 from aekit.report import write_report
 from aekit.errors import TrainingError
 from aekit.serialization import write_json
@@ -37,6 +38,7 @@ def summarize(ae: Autoencoder, run: PreparedRun, seconds: float) -> dict[str, An
         "n_test": run.test.n_samples if run.test is not None else 0,
         "n_features": run.n_features, "latent_dim": cfg.model.latent_dim,
         "hidden": list(cfg.model.hidden), "batch_size": cfg.train.batch_size,
+        "balance": cfg.train.balance,
         "pca_init": starts_from_pca(cfg, ae.output_activation),
         **training_figures(ae, seconds),
         "pca_components": int(run.pca.n_components_),
@@ -45,6 +47,8 @@ def summarize(ae: Autoencoder, run: PreparedRun, seconds: float) -> dict[str, An
         summary.update(validation_errors(ae, run))
     if run.test is not None:
         summary.update(errors_vs_pca(ae.reconstruct_scaled, ae.scaler, run.pca, run.test.x))
+        add_label_results(summary, label_summary(ae, ae.scaler, run.pca, run.test, run.data,
+                                                 run.train_index, cfg.train.seed))
     return summary
 
 
@@ -145,6 +149,7 @@ def format_summary(summary: dict[str, Any], out_dir: str | Path) -> str:
             f"  test error (squared error per sample)  aekit: "
             f"{summary['test_sse_per_sample']:.4g}   PCA-{k}: "
             f"{summary['pca_test_sse_per_sample']:.4g}   ratio: {summary['ratio_to_pca']:.2f}x",
+            *format_classes(summary),
         ]
     elif "val_mse" in summary:
         lines.append(f"  validation mse: {summary['val_mse']:.4g}")

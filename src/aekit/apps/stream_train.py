@@ -34,11 +34,13 @@ from aekit.api import Autoencoder
 from aekit.baselines.pca import fit_pca_streamed
 from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features, load
+from aekit.data.labels import check_labels, read_labels, with_labels
 from aekit.data.out_of_core import CHUNK_BYTES, ChunkedNpy, StreamedTrainingData
 from aekit.errors import ConfigError, TrainingError
-from aekit.pipeline import (choose_output, choose_scaler, data_defaults, errors_vs_pca,
-                            held_count, in_unit_range, pca_callbacks, split_plan, starts_from_pca,
-                            training_figures, validation_errors, validation_halves)
+from aekit.pipeline import (add_label_results, choose_output, choose_scaler, data_defaults,
+                            errors_vs_pca, held_count, in_unit_range, label_summary,
+                            pca_callbacks, split_plan, starts_from_pca, training_figures,
+                            validation_errors, validation_halves)
 from aekit.serialization import write_json
 from aekit.training import distributed
 from aekit.training.callbacks import Callback, MetricsWriter, ProgressBar
@@ -112,10 +114,20 @@ def prepare_streamed(cfg: RunConfig, chunk_size: int | None = None) -> StreamedR
         DataError / ConfigError: bad data or options, before anything is trained.
     """
     source = ChunkedNpy(cfg.data.data, chunk_size or chunk_bytes())
+    if cfg.train.balance != "none":
+        raise ConfigError(f"--balance {cfg.train.balance} needs the training data in memory: "
+                          f"{cfg.data.data} is trained out of core (streamed in file order "
+                          "chunks), where rows cannot be weighted or drawn by class")
+    labels = None  # --labels FILE: one per row of the file, for the held-back test rows
+    if cfg.data.labels not in ("auto", "none"):
+        labels, names = read_labels(cfg.data.labels, "--labels")
+        check_labels(labels, source.n_samples, f"--labels {cfg.data.labels}", cfg.data.data)
     test, test_source = None, "none"
     if cfg.data.test is not None:  # loaded (and checked) before the passes over the file
         test, test_source = load(cfg.data.test), cfg.data.test
         check_n_features(test, source.n_features, cfg.data.test)
+        own = "none" if cfg.data.labels == "none" else "auto"
+        test = with_labels(test, cfg.data.test_labels or own, "--test-labels")
     train_idx, val_idx, test_idx = split_rows(cfg, source.n_samples)
     if not len(train_idx):
         raise ConfigError(f"`validation_split` leaves no training samples out of "
@@ -129,7 +141,8 @@ def prepare_streamed(cfg: RunConfig, chunk_size: int | None = None) -> StreamedR
     source.fit_scaler(scaler, stats, held)
     if len(test_idx):
         test = Dataset(source.gather(test_idx), source.sample_shape, source.kind,
-                       cfg.data.data, None, source.pixel_max)
+                       cfg.data.data, labels[test_idx] if labels is not None else None,
+                       source.pixel_max, names if labels is not None else None)
         test_source = f"{cfg.data.test_split:.0%} of {cfg.data.data} held back"
     x_val = scaler.transform(source.gather(val_idx)) if len(val_idx) else None
     bounds = [np.inf, -np.inf]  # the scaled training rows' range, taken during the PCA pass
@@ -237,4 +250,6 @@ def summarize_streamed(ae: Autoencoder, run: StreamedRun, seconds: float) -> dic
         summary.update(validation_errors(ae, run))
     if run.test is not None:
         summary.update(errors_vs_pca(ae.reconstruct_scaled, ae.scaler, run.pca, run.test.x))
+        # per-class test errors; no probe: the training rows are not in memory
+        add_label_results(summary, label_summary(ae, ae.scaler, run.pca, run.test))
     return summary

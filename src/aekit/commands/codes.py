@@ -15,21 +15,47 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="print a model's reconstruction error on data as JSON")
+    p = sub.add_parser(
+        "evaluate", help="print a model's reconstruction error on data as JSON",
+        description="Print the model's reconstruction error on --data as JSON. When the data "
+        "has labels (its own, or --labels), also the error per class next to PCA's and the "
+        "codes' usefulness for classes: a linear probe (logistic regression learnt from the "
+        "run's training rows, scored on --data) and k-means on the codes of --data (adjusted "
+        "Rand index), each next to PCA's codes at the same size (PCA refitted on the run's "
+        "training rows, as in training). The probe needs the run's training data where its "
+        "config.json says it is.")
     p.add_argument("--model", required=True, help="model folder (a run folder)")
     p.add_argument("--data", required=True, help="data spec, as for train")
+    p.add_argument("--labels", default="auto",
+                   help="class labels of --data: auto (its own), none, FILE.npy, FILE.npz:KEY "
+                   "or FILE.csv:COLUMN (default: auto)")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     import aekit
     from aekit.data import load
+    from aekit.data.labels import same_classes, with_labels
+    from aekit.errors import AekitError
+    from aekit.pipeline import label_summary, prepare_spec
 
     ae = aekit.load(args.model)
-    ds = load(args.data)
-    errors = ae.score(ds)
-    print(json.dumps({"model": args.model, "data": args.data, "n_samples": ds.n_samples,
-                      "latent_dim": ae.config.model.latent_dim, **errors}, indent=2))
+    ds = with_labels(load(args.data), args.labels, "--labels")
+    result = {"model": args.model, "data": args.data, "n_samples": ds.n_samples,
+              "latent_dim": ae.config.model.latent_dim, **ae.score(ds)}
+    if ds.labels is not None:
+        try:  # the run's own preparation: its training rows, scaler and PCA
+            run = prepare_spec(ae.config.replace(balance="none"))
+        except AekitError as exc:
+            result["per_class_sse"] = ae.score_per_class(ds)
+            result["probe_skipped"] = (f"the run's training data could not be loaded ({exc}); "
+                                       "the probe and PCA's per-class errors need it")
+        else:
+            ds = same_classes(run.data, ds)
+            found = label_summary(ae, ae.scaler, run.pca, ds, run.data, run.train_index,
+                                  ae.config.train.seed)
+            result.update({k.replace("_test_", "_"): v for k, v in found.items()})
+    print(json.dumps(result, indent=2))
     return 0
 
 

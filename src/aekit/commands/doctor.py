@@ -54,11 +54,17 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
-    from aekit.training.findings import find_all, format_finding, split_records
+    from aekit.serialization import read_json
+    from aekit.training.findings import (SEVERITY_RANK, find_all, format_finding,
+                                         post_run_findings, split_records)
 
     run_dir = Path(args.run_dir)
     records = read_metrics(run_dir)
     findings = find_all(records)
+    if (run_dir / "summary.json").is_file():  # the test set's findings (per-class errors)
+        findings = sorted(findings + post_run_findings(read_json(run_dir / "summary.json",
+                                                                 "run summary")),
+                          key=lambda f: (SEVERITY_RANK[f.severity], f.step or 0))
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], indent=2))
         return 0

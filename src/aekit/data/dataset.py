@@ -26,6 +26,8 @@ class Dataset:
         source: the spec or path it came from, for messages.
         labels: int64 (n_samples,) when the source has labels, else None.
         pixel_max: for images, the value that means "white" (255 for 8-bit); None if unknown.
+        label_names: the class names, ``label_names[code]``, when the labels were names
+            (strings, subfolders); None: the labels are the classes themselves.
     """
 
     x: np.ndarray
@@ -34,6 +36,7 @@ class Dataset:
     source: str
     labels: np.ndarray | None = None
     pixel_max: float | None = None
+    label_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

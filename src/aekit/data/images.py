@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -16,8 +17,22 @@ GREY_8BIT_MODES = ("1", "L", "LA")
 GREY_DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def class_folders(folder: Path) -> list[Path]:
+    """The subfolders of ``folder`` that hold images, sorted by name, when ``folder`` itself
+    holds none (one subfolder per class, as torchvision's ``ImageFolder``); else empty."""
+    entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    if any(_is_image(p) for p in entries):
+        return []
+    return [p for p in entries if p.is_dir() and any(_is_image(f) for f in p.iterdir())]
+
+
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name.
+    """Image files directly inside ``folder`` (or, with one subfolder per class, inside its
+    class subfolders), sorted by subfolder and name.
 
     Args:
         folder: the folder.
@@ -29,7 +44,9 @@ def image_files(folder: Path) -> list[Path]:
         DataError: the folder holds no image files.
     """
     entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    files = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in entries if _is_image(p)]
+    for sub in class_folders(folder):
+        files += sorted((p for p in sub.iterdir() if _is_image(p)), key=lambda p: p.name)
     if not files:
         found = f"{len(entries)} other entries" if entries else "it is empty"
         raise DataError(
@@ -50,7 +67,8 @@ def load_image_folder(folder: Path, source: str | None = None) -> Dataset:
         source: name for messages; defaults to the folder path.
 
     Returns:
-        The image dataset (no labels).
+        The image dataset; with one subfolder per class, labelled by subfolder (codes in the
+        subfolders' sorted order, their names in ``label_names``).
 
     Raises:
         DataError: no images, an unreadable image, sizes that differ, or mixed colour and
@@ -64,8 +82,12 @@ def load_image_folder(folder: Path, source: str | None = None) -> Dataset:
     pixel_max: float | None = 255.0 if stack.dtype == np.uint8 else None
     if target == "deep" and all(m.startswith("I;16") for m in modes):
         pixel_max = 65535.0
+    classes = [p.parent.name for p in files] if class_folders(folder) else None
+    names = tuple(sorted(set(classes))) if classes else None
+    labels = (np.asarray([names.index(c) for c in classes], np.int64) if names else None)
     # (n, h, w, 3) is stored channels first by dataset_from_array
-    return dataset_from_array(stack, source, pixel_max=pixel_max)
+    ds = dataset_from_array(stack, source, labels=labels, pixel_max=pixel_max)
+    return dataclasses.replace(ds, label_names=names) if names else ds
 
 
 def _open(path: Path) -> Image.Image:

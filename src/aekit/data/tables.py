@@ -6,10 +6,12 @@ import csv
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from aekit.data.dataset import Dataset, dataset_from_array
+from aekit.data.labels import LABEL_KEYS
 from aekit.data.validate import validate_array
 from aekit.errors import DataError, DataNotFoundError
 
@@ -44,11 +46,13 @@ def load_npz(path: Path, key: str | None = None, source: str | None = None) -> D
 
     Args:
         path: the archive.
-        key: the array to load; None picks the only array, or the one named ``x``.
+        key: the array to load; None picks the only array, or the one named ``x`` (or ``X``).
         source: name for messages; defaults to ``path[:key]``.
 
     Returns:
-        The dataset.
+        The dataset; when the data is the archive's ``x``/``X`` and it also holds ``y``,
+        ``labels``, ``label`` or ``target`` with one integer per row, those are its labels
+        (``--labels auto``).
 
     Raises:
         DataError: unreadable archive, key missing or ambiguous, object array, invalid values.
@@ -58,9 +62,29 @@ def load_npz(path: Path, key: str | None = None, source: str | None = None) -> D
         with np.load(path, allow_pickle=False) as archive:
             key = _pick_key(path, list(archive.files), key)
             array = archive[key]
+            labels = _own_labels(archive, key, array.shape[0] if array.ndim else 0)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: cannot read as .npz: {_npy_reason(err)}") from err
-    return dataset_from_array(array, source)
+    return dataset_from_array(array, source, labels=labels)
+
+
+def _own_labels(archive: Any, key: str, n_rows: int) -> np.ndarray | None:
+    """The labels stored beside the data ``x``/``X`` (``y``, ``labels``...): integers (or
+    integral floats, as ADBench stores them), one per row; None otherwise."""
+    if key not in ("x", "X"):
+        return None
+    for name in LABEL_KEYS:
+        if name in archive.files:
+            values = np.asarray(archive[name])
+            if values.shape != (n_rows,):
+                return None
+            if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
+                return values.astype(np.int64)
+            if (np.issubdtype(values.dtype, np.floating) and np.isfinite(values).all()
+                    and np.all(values == np.round(values))):
+                return values.astype(np.int64)
+            return None
+    return None
 
 
 def _pick_key(path: Path, keys: list[str], key: str | None) -> str:
@@ -71,12 +95,13 @@ def _pick_key(path: Path, keys: list[str], key: str | None) -> str:
         return key
     if len(keys) == 1:
         return keys[0]
-    if "x" in keys:
-        return "x"
+    for name in ("x", "X"):
+        if name in keys:
+            return name
     if not keys:
         raise DataError(f"{path}: the archive holds no arrays")
     raise DataError(
-        f"{path}: holds several arrays {keys} and none is named 'x'; "
+        f"{path}: holds several arrays {keys} and none is named 'x' or 'X'; "
         f"choose one with {path}:KEY, e.g. {path}:{keys[0]}"
     )
 

@@ -116,13 +116,15 @@ class ConvAutoencoder(nn.Module):
         out = self.decode_logits(z)
         return torch.sigmoid(out) if self.output_activation == "sigmoid" else out
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None) -> AEOutput:
         """Reconstruct ``x``; the reconstruction loss compares with ``target`` (default ``x``;
-        a clean batch when ``x`` is its noisy version: denoising)."""
+        a clean batch when ``x`` is its noisy version: denoising), each row's loss weighted by
+        ``weight`` (one per row; default: equal)."""
         z = self.encode(x)
         logits = self.decode_logits(z)
         x_hat = torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
         recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x if target is None else target,
-                                    self.output_activation)
+                                    self.output_activation, weight)
         reg = self.l1_codes * z.abs().sum(dim=1).mean() if self.l1_codes else recon.new_zeros(())
         return AEOutput(x_hat=x_hat, z=z, recon_loss=recon, reg_loss=reg, loss=recon + reg)

@@ -228,9 +228,11 @@ class MLPAutoencoder(nn.Module):
         out = self.decode_logits(z)
         return torch.sigmoid(out) if self.output_activation == "sigmoid" else out
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None) -> AEOutput:
         """Reconstruct ``x``; the reconstruction loss compares with ``target`` (default ``x``;
-        a clean batch when ``x`` is its noisy version: denoising)."""
+        a clean batch when ``x`` is its noisy version: denoising), each row's loss weighted by
+        ``weight`` (one per row; default: equal)."""
         z = self.encode(x)
         logits = self.decode_logits(z)
         if self.output_activation == "sigmoid":
@@ -238,16 +240,30 @@ class MLPAutoencoder(nn.Module):
         else:
             x_hat = logits
         recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x if target is None else target,
-                                    self.output_activation)
+                                    self.output_activation, weight)
         reg = self.l1_codes * z.abs().sum(dim=1).mean() if self.l1_codes else recon.new_zeros(())
         return AEOutput(x_hat=x_hat, z=z, recon_loss=recon, reg_loss=reg, loss=recon + reg)
 
 
 def reconstruction_loss(kind: str, logits: torch.Tensor, x_hat: torch.Tensor, x: torch.Tensor,
-                        output_activation: str) -> torch.Tensor:
-    """Mean per-element loss; BCE is computed from logits when the output is a sigmoid (stable)."""
+                        output_activation: str, weight: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+    """Mean per-element loss; BCE is computed from logits when the output is a sigmoid (stable).
+
+    ``weight`` (one per row) weights each row's elements: the result is the mean over the
+    batch of ``weight[i]`` times row ``i``'s mean loss (weights of mean 1 over the training
+    rows keep the loss's scale)."""
+    if weight is None:
+        if kind == "mse":
+            return F.mse_loss(x_hat, x)
+        if output_activation == "sigmoid":
+            return F.binary_cross_entropy_with_logits(logits, x)
+        return F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x)
+    w = weight.reshape(-1, *([1] * (x.dim() - 1))).to(x_hat.dtype)
     if kind == "mse":
-        return F.mse_loss(x_hat, x)
-    if output_activation == "sigmoid":
-        return F.binary_cross_entropy_with_logits(logits, x)
-    return F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x)
+        per = F.mse_loss(x_hat, x, reduction="none")
+    elif output_activation == "sigmoid":
+        per = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    else:
+        per = F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x, reduction="none")
+    return (per * w).mean()

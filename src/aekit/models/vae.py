@@ -59,9 +59,11 @@ class VAE(nn.Module):
         """``n`` codes drawn from the prior N(0, I): (n, latent_dim)."""
         return torch.randn(n, self.cfg.latent_dim, generator=generator)
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None) -> AEOutput:
         """Reconstruct ``x``; the reconstruction loss compares with ``target`` (default ``x``;
-        a clean batch when ``x`` is its noisy version: denoising)."""
+        a clean batch when ``x`` is its noisy version: denoising), each row's loss weighted by
+        ``weight`` (one per row; default: equal)."""
         mean, log_var = self.posterior(x)
         if self.training:  # reparameterisation: z = mean + sigma * eps
             z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
@@ -70,7 +72,7 @@ class VAE(nn.Module):
         logits = self.decoder(z)
         x_hat = torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
         recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x if target is None else target,
-                                    self.output_activation)
+                                    self.output_activation, weight)
         kl = kl_to_standard_normal(mean, log_var) / self.n_features
         reg = self.beta * kl
         return AEOutput(x_hat=x_hat, z=z, recon_loss=recon, reg_loss=reg, loss=recon + reg)

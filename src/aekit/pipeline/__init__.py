@@ -20,12 +20,30 @@ and the same options give the same decisions whichever door a user comes in by:
    size; it initialises the model's linear path (``pca_init``) and is the yardstick of the
    validation and test errors.
 
+Labels (``--labels``, ``fit(labels=...)``) ride along with the data: ``--balance`` turns them
+into loss weights or class-balanced draws of the training rows, and after training the test
+errors are given per class and the codes are judged by a linear probe and by k-means next to
+PCA's (:mod:`~aekit.pipeline.classes`).
+
 Modules: :mod:`~aekit.pipeline.decisions` (1-5 above), :mod:`~aekit.pipeline.prepare` (the
 :class:`PreparedRun`), :mod:`~aekit.pipeline.scoring` (errors against PCA, the PCA gate and
-baseline, summaries). Everything public is importable from ``aekit.pipeline``.
+baseline, summaries), :mod:`~aekit.pipeline.classes` (labels). Everything public is
+importable from ``aekit.pipeline``.
 """
 
+from aekit.pipeline.classes import (
+    add_label_results,
+    class_gap_finding,
+    class_report,
+    format_classes,
+    label_summary,
+    per_class_sse,
+    probe,
+    probe_vs_pca)
 from aekit.pipeline.decisions import (
+    check_sample_weight,
+    class_counts,
+    training_weights,
     MAX_AUTO_VAL_SHARE,
     MAX_HELD_ROWS,
     MAX_LATENT,
@@ -66,6 +84,17 @@ from aekit.pipeline.scoring import (
     validation_errors)
 
 __all__ = [
+    "add_label_results",
+    "class_gap_finding",
+    "class_report",
+    "format_classes",
+    "label_summary",
+    "per_class_sse",
+    "probe",
+    "probe_vs_pca",
+    "check_sample_weight",
+    "class_counts",
+    "training_weights",
     "MAX_AUTO_VAL_SHARE",
     "MAX_HELD_ROWS",
     "MAX_LATENT",

@@ -1,4 +1,5 @@
-"""The run pipeline's decisions: split, scaling, defaults from the data, output, PCA."""
+"""The run pipeline's decisions: split, scaling, defaults from the data, output, PCA, and the
+weights of the training rows (sample weights, class balancing)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from aekit.baselines.pca import fit_pca
 from aekit.config import RunConfig, auto_batch_size
 from aekit.data import Scaler
-from aekit.errors import ConfigError
+from aekit.errors import ConfigError, DataError
 
 
 MAX_HELD_ROWS = 10_000  # a validation or test split larger than this adds precision, not value
@@ -157,3 +158,71 @@ def choose_output(cfg: RunConfig, unit_range: bool, scaling: str) -> str:
 def fit_baseline(x_train: np.ndarray, cfg: RunConfig) -> Any:
     """PCA with ``latent_dim`` components on the scaled training targets (a copy is centred)."""
     return fit_pca(x_train, cfg.model.latent_dim, cfg.train.seed)
+
+
+# -- 6. weights of the training rows ----------------------------------------------------------------------------------
+def check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray | None:
+    """``sample_weight`` as float64 (n_rows,), checked: finite, >= 0, not all zero."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight.detach().cpu() if hasattr(sample_weight, "detach")
+                   else sample_weight, dtype=np.float64)
+    if w.shape != (n_rows,):
+        raise DataError(f"sample_weight must hold one weight per row ({n_rows}). Received: "
+                        f"shape {w.shape}")
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise DataError(f"sample_weight must be finite and >= 0. Received: {w[bad[0]]} at row "
+                        f"{bad[0]} ({bad.size} such weight(s))")
+    if not w.any():
+        raise DataError("sample_weight is zero for every row: nothing would be learned")
+    return w
+
+
+def class_counts(labels: np.ndarray) -> dict[int, int]:
+    """Rows per class code."""
+    codes, counts = np.unique(labels, return_counts=True)
+    return {int(c): int(n) for c, n in zip(codes, counts)}
+
+
+def training_weights(balance: str, labels: np.ndarray | None,
+                     sample_weight: np.ndarray | None
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The weights of the training rows: ``(row_weight, draw_weight)``, float32 or None.
+
+    ``row_weight`` weights each row's loss and has mean 1 (the loss keeps its scale):
+    ``sample_weight`` times, with ``balance="weights"``, the inverse of the row's class
+    frequency -- every class then weighs the same in the loss. ``draw_weight``
+    (``balance="sampler"``) makes every class equally likely in each draw of a batch row
+    (times ``sample_weight``'s share within its class, when given).
+
+    Raises:
+        ConfigError: balancing without labels, or with a single class.
+    """
+    if balance != "none":
+        if labels is None:
+            raise ConfigError(f"--balance {balance} needs class labels: give --labels SPEC "
+                              "(FILE.npy, FILE.npz:KEY, FILE.csv:COLUMN) or use data with its "
+                              "own labels (digits, Fashion-MNIST, an image folder with a "
+                              "subfolder per class); in Python, fit(x, labels=y)")
+        if len(np.unique(labels)) < 2:
+            raise ConfigError(f"--balance {balance}: the training rows hold one class only "
+                              f"({class_counts(labels)}); there is nothing to balance")
+    n = len(labels) if labels is not None else len(sample_weight) \
+        if sample_weight is not None else 0
+    sw = sample_weight if sample_weight is not None else np.ones(n)
+    row = draw = None
+    if balance == "weights":
+        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        row = sw / counts[inverse]
+    elif balance == "sampler":  # every class equally likely; within one, as sample_weight
+        _, inverse = np.unique(labels, return_inverse=True)
+        totals = np.bincount(inverse, weights=sw)
+        draw = sw / np.where(totals[inverse] > 0, totals[inverse], 1.0)
+    elif sample_weight is not None:
+        row = sw
+    if row is not None:
+        row = (row / row.mean()).astype(np.float32)
+    if draw is not None:
+        draw = (draw / draw.sum()).astype(np.float32)
+    return row, draw

@@ -11,10 +11,12 @@ import torch
 from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features, load
 from aekit.data.dataset import dataset_from_array
+from aekit.data.labels import attach, same_classes, with_labels
 from aekit.errors import ConfigError, DataError
 from aekit.training.trainer import check_validation_options
-from aekit.pipeline.decisions import (choose_output, choose_scaler, data_defaults, fit_baseline,
-                                      in_unit_range, split_plan)
+from aekit.pipeline.decisions import (check_sample_weight, choose_output, choose_scaler,
+                                      data_defaults, fit_baseline, in_unit_range, split_plan,
+                                      training_weights)
 
 
 # -- the prepared run -------------------------------------------------------------------------
@@ -30,6 +32,8 @@ class PreparedRun:
         x_train, x_val: scaled inputs; y_train, y_val: scaled targets (None: the inputs).
         test, test_source: the test set (raw, or None) and where it came from.
         pca: PCA at the latent size, fitted on the scaled training targets.
+        row_weight: weight of each training row's loss (mean 1), or None: equal.
+        draw_weight: class-balanced draw probabilities of the training rows, or None.
     """
 
     config: RunConfig
@@ -45,11 +49,19 @@ class PreparedRun:
     test: Dataset | None = None
     test_source: str = "none"
     pca: Any = None
+    row_weight: np.ndarray | None = None
+    draw_weight: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
         """Values per sample."""
         return self.data.n_features
+
+    @property
+    def train_labels(self) -> np.ndarray | None:
+        """Class labels of the training rows, or None."""
+        labels = self.data.labels
+        return labels[self.train_index] if labels is not None else None
 
 
 def as_dataset(x: Any, source: str = "array") -> Dataset:
@@ -65,7 +77,7 @@ def subset(ds: Dataset, index: np.ndarray) -> Dataset:
     """The rows ``index`` of ``ds`` (labels kept)."""
     labels = ds.labels[index] if ds.labels is not None else None
     return Dataset(np.ascontiguousarray(ds.x[index]), ds.sample_shape, ds.kind, ds.source,
-                   labels, ds.pixel_max)
+                   labels, ds.pixel_max, ds.label_names)
 
 
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
@@ -74,11 +86,18 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
     Returns:
         The rows to learn from, the test set (or None) and a description of it.
     """
-    data = load(cfg.data.data)
+    data = with_labels(load(cfg.data.data), cfg.data.labels, "--labels")
     if cfg.data.test is not None:
         test = load(cfg.data.test)
         check_n_features(test, data.n_features, cfg.data.test)
+        own = "none" if cfg.data.labels == "none" else "auto"
+        test = same_classes(data, with_labels(test, cfg.data.test_labels or own,
+                                              "--test-labels"))
         return data, test, cfg.data.test
+    if cfg.data.test_labels is not None:
+        raise ConfigError("--test-labels labels the rows of --test; without --test the test "
+                          "rows are held back from --data and keep the labels of --labels. "
+                          f"Received: --test-labels {cfg.data.test_labels!r} without --test")
     rest, _, held = split_plan(data.n_samples, cfg.data.test_split, 0.0, cfg.train.seed,
                                cfg.data.split_seed)
     if len(held) == 0 or len(rest) == 0:
@@ -114,7 +133,8 @@ def _target(y: Any, x: Dataset) -> Dataset | None:
 
 
 def prepare(cfg: RunConfig, x: Any, y: Any = None, validation_data: Any = None,
-            test: Dataset | None = None, test_source: str = "none") -> PreparedRun:
+            test: Dataset | None = None, test_source: str = "none", *,
+            labels: Any = None, sample_weight: Any = None) -> PreparedRun:
     """Split, scale, choose the defaults and the output, fit PCA: a run ready to train.
 
     Args:
@@ -122,11 +142,15 @@ def prepare(cfg: RunConfig, x: Any, y: Any = None, validation_data: Any = None,
         y: the target (denoising: ``x`` noisy, ``y`` clean); None or ``x`` itself: ``x``.
         validation_data: a validation set (array, or ``(x_val, y_val)``) replacing the split.
         test, test_source: a test set to score after training (raw units).
+        labels: class labels of ``x``'s rows (default: a Dataset's own, unless the
+            ``labels`` option is ``none``); ``balance`` and the per-class results use them.
+        sample_weight: a weight per row of ``x`` (>= 0) for its loss.
 
     Raises:
         DataError / ConfigError: bad data or options, before anything is trained.
     """
-    ds = as_dataset(x)
+    ds = attach(with_labels(as_dataset(x), "none" if cfg.data.labels == "none" else None),
+                labels)
     target = _target(y, ds)
     if validation_data is not None:
         train_idx, val_idx = np.arange(ds.n_samples), np.arange(0)
@@ -149,8 +173,13 @@ def prepare(cfg: RunConfig, x: Any, y: Any = None, validation_data: Any = None,
     fitted = y_train if y_train is not None else x_train
     unit = bool(fitted.size) and in_unit_range(float(fitted.min()), float(fitted.max()))
     output = choose_output(cfg, unit, scaler.mode)
+    weights = check_sample_weight(sample_weight, ds.n_samples)
+    row_weight, draw_weight = training_weights(
+        cfg.train.balance, ds.labels[train_idx] if ds.labels is not None else None,
+        weights[train_idx] if weights is not None else None)
     return PreparedRun(cfg, ds, train_idx, val_idx, scaler, output, x_train, x_val, y_train,
-                       y_val, test, test_source, fit_baseline(fitted, cfg))
+                       y_val, test, test_source, fit_baseline(fitted, cfg), row_weight,
+                       draw_weight)
 
 
 def _validation(scaler: Scaler, ds: Dataset, target: Dataset | None, val_idx: np.ndarray,

@@ -102,7 +102,8 @@ def _derivative(name: str, h: torch.Tensor, u: torch.Tensor | None) -> torch.Ten
 
 @torch.no_grad()
 def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
-                  target: torch.Tensor | None = None) -> float:
+                  target: torch.Tensor | None = None,
+                  row_weight: torch.Tensor | None = None) -> float:
     """Loss of batch ``x`` (recon + code penalty); writes every parameter's ``.grad`` in place.
 
     With the linear (PCA) path, ``linear_encoder(x)`` is added to the encoder stack's output
@@ -113,6 +114,8 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
         model: a model for which :func:`supports` is True, its grads views of one buffer.
         x: (batch, n_features) batch in the scaled data space.
         target: what the reconstruction is compared with, same shape (default ``x``).
+        row_weight: (batch,) weight of each row's loss (default: equal), as
+            :func:`aekit.models.mlp.reconstruction_loss` applies it.
 
     Returns:
         The batch loss as a Python float.
@@ -144,17 +147,23 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     logits = h
     n = logits.numel()
     # d loss / d logits, with the output activation folded in
+    w = None if row_weight is None else row_weight.reshape(-1, 1).to(logits.dtype)
     if cfg.loss == "bce":
         y = torch.sigmoid(logits)
-        loss = float(F.binary_cross_entropy_with_logits(logits, t))
+        loss = float(F.binary_cross_entropy_with_logits(logits, t, weight=w))
         d = (y - t).mul_(1.0 / n)
     else:
         y = torch.sigmoid(logits) if sigmoid_out else logits
         diff = y - t
-        loss = float(torch.dot(diff.view(-1), diff.view(-1))) / n
+        if w is None:
+            loss = float(torch.dot(diff.view(-1), diff.view(-1))) / n
+        else:
+            loss = float(torch.dot((diff * diff).sum(1), w.view(-1))) / n
         d = diff.mul_(2.0 / n)
         if sigmoid_out:
             d.mul_(y * (1.0 - y))
+    if w is not None:
+        d.mul_(w)
     l1_codes = model.l1_codes
     z = saved[code_index][0]
     if l1_codes:

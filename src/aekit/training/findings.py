@@ -428,6 +428,17 @@ def find_all(records: Iterable[dict[str, Any]]) -> list[Finding]:
     return sorted(found, key=lambda f: (SEVERITY_RANK[f.severity], f.step or 0))
 
 
+POST_RUN_KINDS = ("class_error_gap",)  # found on the test set after training, in summary.json
+
+
+def post_run_findings(summary: dict[str, Any]) -> list[Finding]:
+    """The findings made after training, on the test set (one class far worse than the
+    others), which ``summary.json`` holds but the training records cannot show."""
+    keep = ("kind", "severity", "step", "message", "advice", "evidence")
+    return [Finding(**{k: f.get(k) for k in keep}) for f in summary.get("findings") or []
+            if isinstance(f, dict) and f.get("kind") in POST_RUN_KINDS]
+
+
 def finding_headline(finding: Finding | dict[str, Any]) -> str:
     """``[SEVERITY] message``: one line that says what was found."""
     f = finding.to_dict() if isinstance(finding, Finding) else finding

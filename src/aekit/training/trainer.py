@@ -148,6 +148,8 @@ class Trainer(Resumable):
         self.stop_training = False
         self.skipped_steps = 0
         self.history = History()
+        self._row_weight: torch.Tensor | None = None  # set by fit()
+        self._draw_weight: torch.Tensor | None = None
         self.schedule: Schedule | None = None
         self.generator = torch.Generator()
         self.data_fingerprint: dict[str, Any] = {}
@@ -247,11 +249,14 @@ class Trainer(Resumable):
                 self.flat.grad.mul_(train.clip_norm / (norm + 1e-6))
 
     def train_step(self, xb: torch.Tensor, weight: float = 1.0,
-                   target: torch.Tensor | None = None) -> float:
+                   target: torch.Tensor | None = None,
+                   row_weight: torch.Tensor | None = None) -> float:
         """One optimizer step on batch ``xb``; returns the batch loss (NaN when skipped).
 
         ``target``, when given, is what the reconstruction of ``xb`` is compared with (rows of
         the same shape; denoising: ``xb`` noisy, ``target`` clean); None: ``xb`` itself.
+        ``row_weight`` (one per row of ``xb``) weights each row's reconstruction loss (class
+        balancing, ``sample_weight``); None: every row counts the same.
 
         A non-finite loss or gradient never reaches the weights: the step is skipped, the
         optimizer state is untouched and the skip is counted. Data-parallel, ``xb`` is this
@@ -263,11 +268,10 @@ class Trainer(Resumable):
             self.flat.grad.zero_()
             loss = 0.0
         elif self.use_fastpath:  # writes every gradient, no zeroing needed
-            loss = (fastpath.loss_and_grad(self.model, xb) if target is None
-                    else fastpath.loss_and_grad(self.model, xb, target))
+            loss = fastpath.loss_and_grad(self.model, xb, target, row_weight)
         else:
             self.flat.zero_grad()
-            loss = self._autograd_step(xb, target)
+            loss = self._autograd_step(xb, target, row_weight)
         if self.world > 1:
             loss = distributed.reduce_gradients(self.flat.grad, loss, weight)
         loss += self._penalty()
@@ -280,8 +284,10 @@ class Trainer(Resumable):
         self.optimizer.step(self.lr)
         return loss
 
-    def _autograd_step(self, xb: torch.Tensor, target: torch.Tensor | None = None) -> float:
-        out = self.model(xb) if target is None else self.model(xb, target)
+    def _autograd_step(self, xb: torch.Tensor, target: torch.Tensor | None = None,
+                       row_weight: torch.Tensor | None = None) -> float:
+        out = (self.model(xb) if target is None and row_weight is None
+               else self.model(xb, target, row_weight))
         out.loss.backward()
         return out.loss.item()
 
@@ -305,6 +311,21 @@ class Trainer(Resumable):
         return self.patience is not None or self.config.train.restore_best_weights
 
     @staticmethod
+    def _check_row_weights(x_train: Any, row_weight: torch.Tensor | None,
+                           draw_weight: torch.Tensor | None) -> None:
+        for name, w in (("row_weight", row_weight), ("draw_weight", draw_weight)):
+            if w is None:
+                continue
+            if not isinstance(x_train, torch.Tensor):
+                raise ConfigError(f"{name} (sample weights, class balancing) needs the "
+                                  "training data in memory; out-of-core (streamed) training "
+                                  "data is read in file order chunks")
+            if not isinstance(w, torch.Tensor) or w.shape != (x_train.shape[0],):
+                raise ConfigError(f"{name} must be a tensor of one weight per training row "
+                                  f"({x_train.shape[0]}). Received: "
+                                  f"{tuple(getattr(w, 'shape', ())) or type(w)}")
+
+    @staticmethod
     def _check_targets(x_train: Any, x_val: torch.Tensor | None, y_train: torch.Tensor | None,
                        y_val: torch.Tensor | None) -> None:
         if y_train is not None:
@@ -326,7 +347,9 @@ class Trainer(Resumable):
                                   f"{tuple(getattr(y_val, 'shape', ())) or type(y_val)}")
 
     def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None,
-            y_train: torch.Tensor | None = None, y_val: torch.Tensor | None = None) -> History:
+            y_train: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
+            row_weight: torch.Tensor | None = None,
+            draw_weight: torch.Tensor | None = None) -> History:
         """Train for ``config.train.epochs`` epochs (or until early stopping).
 
         The starting weights are a candidate for the best ones: before the first epoch (not
@@ -355,6 +378,12 @@ class Trainer(Resumable):
                 ``x_train`` noisy, ``y_train`` clean); every batch takes the same rows of
                 both. Not for out-of-core data.
             y_val: optional target of ``x_val``'s shape.
+            row_weight: optional (n,) weight of each training row's loss (mean 1: class
+                balancing, ``sample_weight``); a batch's loss is the mean of its rows'
+                weighted losses. Not for out-of-core data.
+            draw_weight: optional (n,) non-negative weights: each epoch is then ``n`` rows
+                drawn with replacement with these probabilities (class-balanced batches)
+                instead of a permutation. Not for out-of-core data.
 
         Returns:
             The history of per-epoch logs and events.
@@ -366,6 +395,8 @@ class Trainer(Resumable):
             TrainingError: every step had a non-finite loss or gradient.
         """
         self._check_targets(x_train, x_val, y_train, y_val)
+        self._check_row_weights(x_train, row_weight, draw_weight)
+        self._row_weight, self._draw_weight = row_weight, draw_weight
         check_validation_options(self.config, 0 if x_val is None else len(x_val))
         train = self.config.train
         n_train = x_train.shape[0]
@@ -477,17 +508,18 @@ class Trainer(Resumable):
         batches = self._epoch_batches(x_train, y_train, batch_size, n_train, first)
         last_batch = self.steps_per_epoch - 1
         batch_norm = self.world > 1 and self._has_batch_norm()
-        for i, (xb, yb) in zip(range(first, self.steps_per_epoch), batches):
+        for i, (xb, yb, wb) in zip(range(first, self.steps_per_epoch), batches):
             n_batch = xb.shape[0]  # the global batch
             self.lr = self.schedule.lr(self.step)
             if self.world > 1:  # batch norm: no rank gets a single row (see shard)
                 rows = 2 if batch_norm else 1
                 part, weight = distributed.shard(xb, self.world, self.rank, rows)  # a view
-                target = None if yb is None else distributed.shard(yb, self.world, self.rank,
-                                                                   rows)[0]
-                loss = self.train_step(part, weight, target)
+                target, part_weight = (None if t is None else
+                                       distributed.shard(t, self.world, self.rank, rows)[0]
+                                       for t in (yb, wb))
+                loss = self.train_step(part, weight, target, part_weight)
             else:
-                loss = self.train_step(xb, 1.0, yb)
+                loss = self.train_step(xb, 1.0, yb, wb)
             if math.isfinite(loss):
                 loss_sum += loss * n_batch
                 loss_count += n_batch
@@ -527,27 +559,36 @@ class Trainer(Resumable):
 
     def _epoch_batches(self, x_train: Any, y_train: torch.Tensor | None, batch_size: int,
                        n_train: int, first: int
-                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """The epoch's global batches from ``first`` on, as (inputs, targets or None): the same
-        slice of a fresh permutation of the training tensor and of its target, or, out of core
-        (never with a target), batches of shuffled rows of shuffled chunks."""
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None,
+                                           torch.Tensor | None]]:
+        """The epoch's global batches from ``first`` on, as (inputs, targets or None, row
+        weights or None): the same slice of a fresh permutation of the training tensor, of its
+        target and of its row weights -- or, with draw weights, of ``n_train`` rows drawn with
+        replacement in proportion to them -- or, out of core (never with a target or
+        weights), batches of shuffled rows of shuffled chunks."""
         train = self.config.train
+        row_weight, draw_weight = self._row_weight, self._draw_weight
         if not isinstance(x_train, torch.Tensor):
             for xb in x_train.epoch_batches(self.generator, batch_size, train.shuffle, first,
                                             self._has_batch_norm()):
-                yield xb, None
+                yield xb, None, None
             return
-        if batch_size == n_train and not train.shuffle:
+        if batch_size == n_train and not train.shuffle and draw_weight is None:
             for _ in range(first, self.steps_per_epoch):
-                yield x_train, y_train
+                yield x_train, y_train, row_weight
             return
-        order = (torch.randperm(n_train, generator=self.generator) if train.shuffle
-                 else torch.arange(n_train)).to(x_train.device)
+        if draw_weight is not None:  # class-balanced: rows drawn with replacement
+            order = torch.multinomial(draw_weight.cpu().double(), n_train, replacement=True,
+                                      generator=self.generator)
+        else:
+            order = (torch.randperm(n_train, generator=self.generator) if train.shuffle
+                     else torch.arange(n_train))
+        order = order.to(x_train.device)
         for i in range(first, self.steps_per_epoch):
             # index_select, not x[idx]: ten times faster for a batch of rows on the CPU
             rows = order[i * batch_size:(i + 1) * batch_size]
-            yield (x_train.index_select(0, rows),
-                   None if y_train is None else y_train.index_select(0, rows))
+            yield tuple(None if t is None else t.index_select(0, rows)
+                        for t in (x_train, y_train, row_weight))
 
     def _early_stopping(self, val_loss: float | None) -> None:
         """Keep the best weights (``restore_best_weights`` or early stopping) and stop after
