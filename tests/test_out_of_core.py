@@ -285,3 +285,22 @@ def test_streamed_lr_auto_tests_rows_from_the_whole_file(npy: Path, tmp_path: Pa
     saved = json.loads((run / "config.json").read_text())["config"]
     lr = saved["optim"]["lr"]
     assert saved["train"]["lr_auto"] is True and 1e-6 < lr < 1 and lr != 2e-3
+
+
+def test_streamed_run_gives_per_class_test_errors_and_refuses_balancing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aekit.errors import ConfigError
+
+    np.save(tmp_path / "low_rank.npy", _low_rank(600, 1))
+    np.save(tmp_path / "labels.npy", np.arange(600) % 3)
+    monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
+    cfg = RunConfig().replace(data=str(tmp_path / "low_rank.npy"),
+                              labels=str(tmp_path / "labels.npy"), latent_dim=3, epochs=2,
+                              threads=1, progress=False)
+    summary = train_run(cfg, tmp_path / "run")
+    assert set(summary["per_class_test_sse"]) == {"0", "1", "2"}
+    assert sum(summary["per_class_test_rows"].values()) == summary["n_test"]
+    assert "probe" not in summary  # the training rows are not in memory
+    with pytest.raises(ConfigError, match=r"--balance weights needs the training data in memory"):
+        train_run(cfg.replace(balance="weights"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
