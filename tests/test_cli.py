@@ -152,3 +152,57 @@ def test_split_seed_on_the_command_line_reaches_the_run(tmp_path):
         assert saved == (11 if extra else None)
     # PCA, fitted and scored on other rows, scores otherwise
     assert runs["fixed"]["pca_test_mse"] != runs["moved"]["pca_test_mse"]
+
+
+JSON_SMALL = ["--epochs", "2", "--threads", "1", "--no-progress", "--hidden", "16"]
+
+
+def test_json_train_evaluate_diagnose_print_one_document_on_stdout(tmp_path, capsys):
+    run = tmp_path / "run"
+    # a real process, so that stdout is a file descriptor as in a shell pipe
+    result = _run("train", "--data", "digits", "--out", str(run), *JSON_SMALL,
+                  "--latent-dim", "4", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["run_dir"] == str(run) and summary["epochs"] == 2
+    saved = json.loads((run / "summary.json").read_text())
+    assert summary["test_mse"] == saved["test_mse"] and summary["latent_dim"] == 4
+    assert "trained 2 epochs" in result.stderr and "run folder:" in result.stderr
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run), "--data", "digits", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 1797
+    assert main(["diagnose", str(run), "--json"]) == 0
+    findings = json.loads(capsys.readouterr().out)
+    assert isinstance(findings, list)
+
+
+def test_json_sweep_and_detect_print_one_document_on_stdout(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--data", "digits", "--latent-dims", "2,4", "--out", str(out),
+                 *JSON_SMALL, "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["out"] == str(out) and [r["latent_dim"] for r in result["rows"]] == [2, 4]
+    assert result["recommended_latent_dim"] in (2, 4)
+    assert "recommended latent size" in captured.err and "latent    2:" in captured.err
+    out = tmp_path / "detect"
+    assert main(["detect", "--data", "digits", "--out", str(out), *JSON_SMALL,
+                 "--latent-dim", "4", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["out"] == str(out) and summary["n_rows"] == 1797
+    assert summary["n_outliers"] == json.loads((out / "summary.json").read_text())["n_outliers"]
+    assert "rows flagged" in captured.err
+
+
+def test_json_guard_sends_child_processes_output_to_stderr():
+    script = ("import subprocess, sys\n"
+              "from aekit.commands.common import human_output_to_stderr, print_json\n"
+              "with human_output_to_stderr(True):\n"
+              "    print('from python')\n"
+              "    subprocess.run([sys.executable, '-c', 'print(\"from a child\")'])\n"
+              "print_json({'ok': True})\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"ok": True}
+    assert "from python" in result.stderr and "from a child" in result.stderr

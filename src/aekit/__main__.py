@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """``python -m aekit`` is the ``aekit`` command (so ``torchrun -m aekit train ...`` works)."""
 
 import sys

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from aekit.commands.common import add_config_options, config_from_args, save_npy
+from aekit.commands.common import (add_config_options, add_json_option, config_from_args,
+                                   human_output_to_stderr, print_json, save_npy)
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -136,18 +138,24 @@ def sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train-samples", type=int, default=None,
                    help="train every member on the same random subsample of this size")
     p.add_argument("--config", default=None, help="JSON or TOML file of training options")
+    add_json_option(p, "the results (the content of sweep.json, plus out)")
     add_config_options(p)
     p.set_defaults(func=run_sweep)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from aekit.apps.sweep import sweep
-
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # bad options are refused before PyTorch is imported
     if not hasattr(args, "progress"):  # one line per member is enough
         cfg = cfg.replace(progress=False)
-    result = sweep(cfg, args.latent_dims, args.out, args.threshold, args.max_train_samples)
-    print(result.table())
-    print(f"recommended latent size: {result.recommended} ({result.reason})")
-    print(f"wrote {args.out}/sweep.json, sweep.md, sweep.png")
+    with human_output_to_stderr(args.json):
+        from aekit.apps.sweep import sweep
+
+        result = sweep(cfg, args.latent_dims, args.out, args.threshold, args.max_train_samples)
+        print(result.table())
+        print(f"recommended latent size: {result.recommended} ({result.reason})")
+        print(f"wrote {args.out}/sweep.json, sweep.md, sweep.png")
+    if args.json:
+        from aekit.serialization import read_json
+
+        print_json({"out": args.out, **read_json(Path(args.out) / "sweep.json", "sweep")})
     return 0

@@ -29,6 +29,9 @@ def evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", default="auto",
                    help="class labels of --data: auto (its own), none, FILE.npy, FILE.npz:KEY "
                    "or FILE.csv:COLUMN (default: auto)")
+    p.add_argument("--json", action="store_true",
+                   help="accepted as in the other verbs; evaluate always prints one JSON "
+                   "document on stdout")
     p.set_defaults(func=run_evaluate)
 
 

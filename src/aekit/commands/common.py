@@ -1,18 +1,31 @@
 """Shared pieces of the command-line verbs: config flags generated from the dataclasses,
-and atomic ``.npy`` output."""
+``--json`` output, and atomic ``.npy`` output.
+
+Imported while the parser is built, so it imports nothing heavy (the run functions do)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import io
+import json
+import os
 import sys
 import types
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from aekit import config as _config
 from aekit.config import SECTIONS, RunConfig, load_config_file
 from aekit.errors import ConfigError
+
+# The values a choice option takes, for tab completion (the config checks them).
+CHOICES = {"activation": _config.ACTIVATIONS, "output_activation": _config.OUTPUT_ACTIVATIONS,
+           "init": _config.INITS, "loss": _config.LOSSES, "kind": _config.MODEL_KINDS,
+           "optimizer": _config.OPTIMIZERS, "schedule": _config.SCHEDULES,
+           "scaling": _config.SCALINGS, "device": _config.DEVICES,
+           "balance": _config.BALANCES}
 # Flags whose names differ from the field name, and short help-group titles.
 _GROUP_TITLES = {"data": "data", "model": "model", "optim": "optimizer and penalties",
                  "schedule": "learning-rate schedule", "train": "training loop"}
@@ -86,8 +99,16 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                 group.add_argument(flag, action=argparse.BooleanOptionalAction,
                                    default=argparse.SUPPRESS, help=help_text)
             else:
-                group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text,
-                                   metavar=f.name.upper())
+                action = group.add_argument(flag, type=kind, default=argparse.SUPPRESS,
+                                            help=help_text, metavar=f.name.upper())
+                if f.name in CHOICES:  # read by argcomplete (aekit[completion]) only
+                    action.completer = _completer(CHOICES[f.name])  # type: ignore[attr-defined]
+
+
+def _completer(values: tuple[str, ...]) -> Callable[..., tuple[str, ...]]:
+    def complete(**_: Any) -> tuple[str, ...]:
+        return values
+    return complete
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -100,6 +121,46 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             values[name] = getattr(args, name)
     return RunConfig.from_dict(values)
 
+
+def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: stdout holds one JSON document, ``what``; every other line goes to
+    stderr."""
+    parser.add_argument("--json", action="store_true",
+                        help=f"print {what} as one JSON document on stdout; progress and "
+                        "the human-readable lines go to stderr")
+
+
+@contextlib.contextmanager
+def human_output_to_stderr(active: bool) -> Iterator[None]:
+    """With ``--json``: whatever the block writes to stdout goes to stderr, so that stdout
+    holds only the JSON document printed after it. Python's ``print`` and, where stdout is a
+    real file descriptor, child processes (torchrun's workers) and native code alike."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved_fd = None
+    try:
+        if sys.stdout.fileno() == 1:
+            sys.stderr.flush()
+            saved_fd = os.dup(1)
+            os.dup2(2, 1)
+    except (AttributeError, OSError, ValueError):  # not a file (captured, in-process use)
+        saved_fd = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved_fd is not None:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def print_json(document: Any) -> None:
+    """The one JSON document of ``--json`` on stdout (NaN and infinity as in the run folder's
+    JSON files)."""
+    print(json.dumps(document, indent=2), flush=True)
 
 
 def _warn_deprecated(option_string: str | None, deprecated: dict[str, str]) -> None:

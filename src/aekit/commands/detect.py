@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from aekit.commands.common import add_config_options, config_from_args
+from aekit.commands.common import (add_config_options, add_json_option, config_from_args,
+                                   human_output_to_stderr, print_json)
 
 
 def _contamination(text: str) -> float | str:
@@ -36,22 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="expected share of outliers in the data (threshold: that quantile of "
                    "the training scores); auto: 1%% false positives on held-back rows")
     p.add_argument("--config", default=None, help="JSON or TOML file of training options")
+    add_json_option(p, "the summary (summary.json, plus out)")
     add_config_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from aekit.apps.detect import detect
+    cfg = config_from_args(args)  # bad options are refused before PyTorch is imported
+    with human_output_to_stderr(args.json):
+        from aekit.apps.detect import detect
 
-    cfg = config_from_args(args)
-    result = detect(cfg, args.out, args.model, args.contamination)
-    s = result.summary
-    print(f"{s['n_outliers']} of {s['n_rows']} rows flagged ({s['outlier_share']:.1%}); "
-          f"threshold {s['threshold']:.4g}: {s['threshold_rule']}")
-    for row in s["most_anomalous"][:5]:
-        features = ", ".join(f"{f['feature']} {f['share']:.0%}" for f in row["top_features"])
-        print(f"  row {row['row']}: score {row['score']:.4g} ({features})")
-    print(f"wrote {args.out}/scores.csv, summary.json"
-          + ("" if args.model else ", and the detector (model.safetensors, config.json, "
-             "detector.json)"))
+        result = detect(cfg, args.out, args.model, args.contamination)
+        s = result.summary
+        print(f"{s['n_outliers']} of {s['n_rows']} rows flagged ({s['outlier_share']:.1%}); "
+              f"threshold {s['threshold']:.4g}: {s['threshold_rule']}")
+        for row in s["most_anomalous"][:5]:
+            features = ", ".join(f"{f['feature']} {f['share']:.0%}"
+                                 for f in row["top_features"])
+            print(f"  row {row['row']}: score {row['score']:.4g} ({features})")
+        print(f"wrote {args.out}/scores.csv, summary.json"
+              + ("" if args.model else ", and the detector (model.safetensors, config.json, "
+                 "detector.json)"))
+    if args.json:
+        print_json({"out": args.out, **s})
     return 0

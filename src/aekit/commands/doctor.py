@@ -10,6 +10,12 @@ from typing import Any
 
 from aekit.commands.common import StoreWithAlias, add_config_options, config_from_args
 
+# The strategies of `aekit study`, named here so that building the parser does not import
+# aekit.apps.study (and with it PyTorch); the same keys as aekit.apps.study.STRATEGIES, which
+# tests/test_cli_speed.py checks.
+STRATEGY_NAMES = ("sgd", "momentum", "exp_decay", "linear_decay", "restarts", "l2", "clip", "bn",
+                  "residual", "residual_bn", "adam", "recipe")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     diagnose_parser(sub)
@@ -97,9 +103,9 @@ def lr_find_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_lr_find(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)  # bad options are refused before PyTorch is imported
     from aekit.apps.lr_find import lr_find_on_data, save_curve
 
-    cfg = config_from_args(args)
     result = lr_find_on_data(cfg, args.start_lr, args.end_lr, args.num_steps)
     json_path, png_path = save_curve(result, args.out)
     note = "" if result.reliable else " (unreliable: the loss never fell; steepest descent)"
@@ -112,8 +118,6 @@ def run_lr_find(args: argparse.Namespace) -> int:
 
 
 def study_parser(sub: argparse._SubParsersAction) -> None:
-    from aekit.apps.study import STRATEGIES
-
     p = sub.add_parser("study", help="train a deep sigmoid autoencoder under each strategy and "
                        "compare",
                        description="The strategy study: Hinton & Salakhutdinov's deep "
@@ -137,7 +141,7 @@ def study_parser(sub: argparse._SubParsersAction) -> None:
                    "sweep (default: all, 10,000 with --quick; --n-train: deprecated spelling)")
     p.add_argument("--only", default=None,
                    help="comma-separated strategies (default: all), from: "
-                   f"{', '.join(STRATEGIES)}")
+                   f"{', '.join(STRATEGY_NAMES)}")
     p.add_argument("--hidden", default="1000,500,250",
                    help="encoder layer sizes (default: 1000,500,250)")
     p.add_argument("--latent-dim", type=int, default=30, help="code size (default: 30)")

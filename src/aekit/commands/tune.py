@@ -56,10 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aekit.apps.tune import best_line, parse_search, tune
     from aekit.config import load_config_file
 
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # bad options are refused before PyTorch is imported
+    from aekit.apps.tune import best_line, parse_search, tune
+
     if not hasattr(args, "progress"):  # one line per trial is enough
         cfg = cfg.replace(progress=False)
     given = {name for name in SECTIONS_BY_FIELD if hasattr(args, name)}
