@@ -35,18 +35,20 @@ PER_CLASS = 2000
 RARE_ROWS = 20
 
 
-def skewed_fashion_mnist(work: Path, seed: int = 0) -> tuple[Path, Path]:
+def skewed_fashion_mnist(work: Path, rare_rows: int = RARE_ROWS, seed: int = 0
+                         ) -> tuple[Path, Path]:
     """WORK/skewed.npy (uint8 images) and WORK/skewed-labels.npy: 2,000 training images per
-    class, 20 of class 0."""
+    class, ``rare_rows`` of class 0 (WORK/balanced*.npy when that is 2,000 too)."""
     from aekit.data.sources import load_fashion_mnist
 
-    data_path, label_path = work / "skewed.npy", work / "skewed-labels.npy"
+    name = "skewed" if rare_rows == RARE_ROWS else f"class0-{rare_rows}"
+    data_path, label_path = work / f"{name}.npy", work / f"{name}-labels.npy"
     if data_path.is_file() and label_path.is_file():
         return data_path, label_path
     data = load_fashion_mnist("train")
     rng = np.random.default_rng(seed)
     pick = np.sort(np.concatenate([
-        rng.choice(np.flatnonzero(data.labels == c), RARE_ROWS if c == RARE_CLASS else PER_CLASS,
+        rng.choice(np.flatnonzero(data.labels == c), rare_rows if c == RARE_CLASS else PER_CLASS,
                    replace=False) for c in range(10)]))
     np.save(data_path, np.rint(data.x[pick]).astype(np.uint8).reshape(-1, 28, 28))
     np.save(label_path, data.labels[pick])
@@ -103,6 +105,16 @@ def part_imbalance(work: Path, threads: int, seed: int) -> list[dict]:
         print(f"| {balance} | {rare:.2f} | {row['rare_vs_none']:.3f}x | {overall:.2f} | "
               f"{row['overall_vs_none']:.3f}x | {row['pca_rare']:.2f} | "
               f"{row['pca_overall']:.2f} | {row['epochs']} | {wall:.0f} |", flush=True)
+    # the reference: what 2,000 real images of class 0 give (no balancing needed)
+    full, full_labels = skewed_fashion_mnist(work, PER_CLASS)
+    s, wall = train(["--data", str(full), "--labels", str(full_labels), "--test",
+                     "fashion-mnist:test", "--latent-dim", "16", "--seed", str(seed)],
+                    work / f"run-reference-{seed}", threads)
+    rare, overall = s["per_class_test_sse"][str(RARE_CLASS)], s["test_sse_per_sample"]
+    print(f"| none, {PER_CLASS} of class {RARE_CLASS} (reference) | {rare:.2f} | "
+          f"{rare / base[0]:.3f}x | {overall:.2f} | {overall / base[1]:.3f}x | "
+          f"{s['pca_per_class_test_sse'][str(RARE_CLASS)]:.2f} | "
+          f"{s['pca_test_sse_per_sample']:.2f} | {s['epochs']} | {wall:.0f} |", flush=True)
     weights = rows[1]
     ok = weights["rare_vs_none"] <= 0.9 and weights["overall_vs_none"] <= 1.05
     print(f"acceptance (weights: class 0 <= 0.9x, all classes <= 1.05x): "

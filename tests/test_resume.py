@@ -173,6 +173,8 @@ class _Crash(Callback):
     ({"batch_norm": True, "optimizer": "momentum", "early_stopping_patience": 2,
       "schedule": "plateau", "plateau_patience_epochs": 1}, 7),  # it stops after epoch 2
     ({"optimizer": "nesterov", "l2": 1e-3, "clip_norm": 0.5, "schedule": "cosine"}, 4),
+    ({"noise": "gaussian:0.3"}, 9),  # fresh noise every step, the same after a resume
+    ({"noise": "mask:0.3", "dropout": 0.1}, 5),
 ])
 def test_in_process_crash_and_resume_is_bitwise(tmp_path, options, crash_at):
     data = tmp_path / "x.npy"

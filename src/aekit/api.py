@@ -151,6 +151,7 @@ class Autoencoder:
         if cfg.train.progress:
             all_callbacks.append(ProgressBar())
         self.trainer = Trainer(self.model, cfg, all_callbacks)
+        self.trainer.value_range = run.scaler.output_range  # --noise clips to it
         targets = {k: to_device(v) for k, v in (("y_train", run.y_train), ("y_val", y_sel),
                                                 ("row_weight", run.row_weight),
                                                 ("draw_weight", run.draw_weight))
@@ -296,6 +297,55 @@ class Autoencoder:
         """Reconstructions of rows already in the scaled space the model works in."""
         t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
         return self._batched(lambda b: self.model(b).x_hat, t)
+
+    def decode_scaled(self, z: Any) -> np.ndarray:
+        """Reconstructions of codes in the scaled space the model works in (no clipping, the
+        scaling not undone): (n, n_features)."""
+        model = self._require_fitted()
+        t = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(self.device)
+        if t.ndim != 2 or t.shape[1] != model.cfg.latent_dim:
+            raise ConfigError(f"codes must have shape (n, {model.cfg.latent_dim}). "
+                              f"Received: shape {tuple(t.shape)}")
+        return self._batched(model.decode, t)
+
+    def explain(self, x: Any, *, samples: int | None = 2000, steps: int = 7,
+                percentiles: tuple[float, float] = (5.0, 95.0),
+                attribution: str = "correlation", max_axes: int = 8, seed: int = 0,
+                pca: bool = True, out: str | Path | None = None) -> Any:
+        """Look inside the model on data ``x`` (what ``aekit explain`` shows).
+
+        Latent traversals (each code unit, or the codes' top principal directions when the
+        latent size is above ``max_axes``, moved from the low to the high percentile with the
+        rest of the code at its median, and decoded), the reconstruction error of each feature
+        next to PCA's, and each unit's strongest input features (correlation, and gradient
+        attribution beside it). Guide: docs/guide/explain.md.
+
+        Args:
+            x: the data: array, tensor, :class:`~aekit.data.Dataset` (a CSV's header names
+                the features) or a data spec (``"digits"``, ``"data.csv"``).
+            samples: rows used (a random sample drawn with ``seed``); None: all.
+            steps, percentiles: the traversal's steps and its low and high percentile.
+            attribution: ``"correlation"`` or ``"gradient"``: what ranks each unit's features.
+            max_axes: the largest latent size traversed unit by unit.
+            pca: compare the per-feature errors with PCA at the same latent size.
+            out: a folder to write ``explain.json``, ``traversals.png``,
+                ``feature_errors.png``, ``unit_features.png`` and ``traversals.npy`` into.
+
+        Returns:
+            An :class:`aekit.apps.explain.Explanation`: ``.to_dict()`` is ``explain.json``'s
+            content; ``.save(dir)`` writes the files.
+
+        Raises:
+            ConfigError: bad options or an untrained model. DataError: data with the wrong
+                number of features.
+        """
+        from aekit.apps.explain import explain
+
+        found = explain(self, x, samples=samples, steps=steps, percentiles=percentiles,
+                        attribution=attribution, max_axes=max_axes, seed=seed, pca=pca)
+        if out is not None:
+            found.save(out)
+        return found
 
     # -- files -------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:

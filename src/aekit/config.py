@@ -30,6 +30,7 @@ SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "cosine_rest
 SCALINGS = ("auto", "unit", "standard", "minmax", "none")
 DEVICES = ("auto", "cpu", "cuda")
 BALANCES = ("none", "weights", "sampler")
+NOISE_KINDS = ("gaussian", "mask", "saltpepper")
 AUTO_STEPS = 4000
 AUTO_MIN_EPOCHS = 10
 AUTO_MAX_EPOCHS = 1000
@@ -88,6 +89,27 @@ def _check_number(name: str, value: Any, *, low: float | None = None, high: floa
         if high is not None:
             parts.append(f"<= {high:g}")
         raise ConfigError(f"`{name}` must be {' and '.join(parts)}. Received: {name}={value!r}")
+
+
+def parse_noise(spec: str) -> tuple[str, float]:
+    """``KIND:AMOUNT`` of ``--noise`` as (kind, amount): ``gaussian:SIGMA`` (SIGMA > 0),
+    ``mask:P`` or ``saltpepper:P`` (0 < P < 1).
+
+    Raises:
+        ConfigError: another form, kind or amount.
+    """
+    kind, _, amount = str(spec).partition(":")
+    try:
+        value = float(amount)
+    except ValueError:
+        value = math.nan
+    ok = kind in NOISE_KINDS and math.isfinite(value) and value > 0 and (
+        kind == "gaussian" or value < 1)
+    if not ok:
+        raise ConfigError("`noise` must be gaussian:SIGMA (SIGMA > 0), mask:P or saltpepper:P "
+                          f"(0 < P < 1), e.g. gaussian:0.3 or mask:0.5. Received: "
+                          f"noise={spec!r}")
+    return kind, value
 
 
 def _sizes(name: str, value: Any, optional: bool = False) -> tuple[int, ...] | None:
@@ -300,6 +322,11 @@ class TrainConfig:
                                   "split); default: chosen from the data, 256 for 10,000 "
                                   "rows or more, fewer for small tables", None, auto=True)
     shuffle: bool = _opt("reshuffle the training split every epoch", True)
+    noise: str | None = _opt("denoising: corrupt the training inputs on the fly (fresh noise "
+                             "every step; the clean rows are the target): gaussian:SIGMA, "
+                             "mask:P (values set to 0) or saltpepper:P, in the scaled space; "
+                             "validation and test rows are corrupted once, with fixed seeds",
+                             None)
     balance: str = _opt("class imbalance (needs labels): none; weights = each row's loss "
                         "weighted by the inverse of its class's frequency; sampler = "
                         "class-balanced batches (rows drawn with replacement, every class "
@@ -359,6 +386,8 @@ class TrainConfig:
                           integer=True, optional=True)
         _check_number("seed", self.seed, low=0, integer=True)
         _check_choice("balance", self.balance, BALANCES)
+        if self.noise is not None:
+            parse_noise(self.noise)
         _check_choice("device", self.device, DEVICES)
         _check_number("threads", self.threads, low=1, integer=True, optional=True)
         _check_number("diagnostics_every_steps", self.diagnostics_every_steps, low=1,

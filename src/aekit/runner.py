@@ -15,9 +15,9 @@ from aekit.api import Autoencoder
 from aekit.config import RunConfig
 from aekit.data.out_of_core import should_stream
 from aekit.apps.stream_train import train_streaming
-from aekit.pipeline import (PreparedRun, add_label_results, errors_vs_pca, format_classes,
-                            label_summary, prepare_spec, starts_from_pca, training_figures,
-                            validation_errors)
+from aekit.pipeline import (PreparedRun, add_label_results, denoising_errors, errors_vs_pca,
+                            format_classes, label_summary, prepare_spec, starts_from_pca,
+                            training_figures, validation_errors)
 from aekit.report import write_report
 from aekit.errors import TrainingError
 from aekit.serialization import write_json
@@ -49,6 +49,9 @@ def summarize(ae: Autoencoder, run: PreparedRun, seconds: float) -> dict[str, An
         summary.update(errors_vs_pca(ae.reconstruct_scaled, ae.scaler, run.pca, run.test.x))
         add_label_results(summary, label_summary(ae, ae.scaler, run.pca, run.test, run.data,
                                                  run.train_index, cfg.train.seed))
+        if cfg.train.noise is not None:
+            summary.update(denoising_errors(ae.reconstruct_scaled, ae.scaler, run.pca,
+                                            run.test.x, cfg.train.noise, cfg.train.seed))
     return summary
 
 
@@ -151,6 +154,12 @@ def format_summary(summary: dict[str, Any], out_dir: str | Path) -> str:
             f"{summary['pca_test_sse_per_sample']:.4g}   ratio: {summary['ratio_to_pca']:.2f}x",
             *format_classes(summary),
         ]
+    if "denoise_test_sse_per_sample" in summary:
+        lines.append(
+            f"  denoising ({summary['noise']}), error to the clean test rows  aekit: "
+            f"{summary['denoise_test_sse_per_sample']:.4g}   PCA-{summary['pca_components']} "
+            f"of the noisy rows: {summary['pca_denoise_test_sse_per_sample']:.4g}   the noisy "
+            f"rows: {summary['noisy_test_sse_per_sample']:.4g}")
     elif "val_mse" in summary:
         lines.append(f"  validation mse: {summary['val_mse']:.4g}")
     lines += [f"PCA check: {e['message']}" for e in summary.get("events", [])

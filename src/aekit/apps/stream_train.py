@@ -114,6 +114,10 @@ def prepare_streamed(cfg: RunConfig, chunk_size: int | None = None) -> StreamedR
         DataError / ConfigError: bad data or options, before anything is trained.
     """
     source = ChunkedNpy(cfg.data.data, chunk_size or chunk_bytes())
+    if cfg.train.noise is not None:
+        raise ConfigError(f"--noise needs the data in memory: {cfg.data.data} is trained out of "
+                          "core; set AEKIT_OUT_OF_CORE=0 to load it into memory, or train on a sample "
+                          "saved as a smaller .npy")
     if cfg.train.balance != "none":
         raise ConfigError(f"--balance {cfg.train.balance} needs the training data in memory: "
                           f"{cfg.data.data} is trained out of core (streamed in file order "

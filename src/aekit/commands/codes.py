@@ -29,6 +29,11 @@ def evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", default="auto",
                    help="class labels of --data: auto (its own), none, FILE.npy, FILE.npz:KEY "
                    "or FILE.csv:COLUMN (default: auto)")
+    p.add_argument("--noise", default=None, metavar="KIND:AMOUNT",
+                   help="also score denoising: --data corrupted once (gaussian:SIGMA, mask:P, "
+                   "saltpepper:P, as train's --noise) and the errors to the clean rows of the "
+                   "model, of PCA's projection of the noisy rows (the run's PCA) and of the "
+                   "noisy rows themselves")
     p.add_argument("--json", action="store_true",
                    help="accepted as in the other verbs; evaluate always prints one JSON "
                    "document on stdout")
@@ -39,20 +44,35 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import aekit
     from aekit.data import load
     from aekit.data.labels import same_classes, with_labels
+    from aekit.baselines.pca import fit_pca
+    from aekit.config import parse_noise
     from aekit.errors import AekitError
-    from aekit.pipeline import label_summary, prepare_spec
+    from aekit.pipeline import denoising_errors, label_summary, prepare_spec
 
+    if args.noise is not None:
+        parse_noise(args.noise)  # a bad spec fails before anything is loaded
     ae = aekit.load(args.model)
     ds = with_labels(load(args.data), args.labels, "--labels")
     result = {"model": args.model, "data": args.data, "n_samples": ds.n_samples,
               "latent_dim": ae.config.model.latent_dim, **ae.score(ds)}
-    if ds.labels is not None:
+    run, why = None, None
+    if ds.labels is not None or args.noise is not None:
         try:  # the run's own preparation: its training rows, scaler and PCA
-            run = prepare_spec(ae.config.replace(balance="none"))
+            run = prepare_spec(ae.config.replace(balance="none", noise=None))
         except AekitError as exc:
+            why = f"the run's training data could not be loaded ({exc})"
+    if args.noise is not None:
+        pca = run.pca if run is not None else fit_pca(ae.scaler.transform(ds.x),
+                                                      ae.config.model.latent_dim)
+        found = denoising_errors(ae.reconstruct_scaled, ae.scaler, pca, ds.x, args.noise,
+                                 ae.config.train.seed)
+        result.update({k.replace("_test_", "_"): v for k, v in found.items()})
+        if run is None:
+            result["pca_fitted_on"] = f"--data itself: {why}"
+    if ds.labels is not None:
+        if run is None:
             result["per_class_sse"] = ae.score_per_class(ds)
-            result["probe_skipped"] = (f"the run's training data could not be loaded ({exc}); "
-                                       "the probe and PCA's per-class errors need it")
+            result["probe_skipped"] = f"{why}; the probe and PCA's per-class errors need it"
         else:
             ds = same_classes(run.data, ds)
             found = label_summary(ae, ae.scaler, run.pca, ds, run.data, run.train_index,

@@ -13,6 +13,7 @@ from aekit.data import Dataset, Scaler, check_n_features, load
 from aekit.data.dataset import dataset_from_array
 from aekit.data.labels import attach, same_classes, with_labels
 from aekit.errors import ConfigError, DataError
+from aekit.training.noise import VALIDATION_STREAM, corrupt_array
 from aekit.training.trainer import check_validation_options
 from aekit.pipeline.decisions import (check_sample_weight, choose_output, choose_scaler,
                                       data_defaults, fit_baseline, in_unit_range, split_plan,
@@ -74,10 +75,10 @@ def as_dataset(x: Any, source: str = "array") -> Dataset:
 
 
 def subset(ds: Dataset, index: np.ndarray) -> Dataset:
-    """The rows ``index`` of ``ds`` (labels kept)."""
+    """The rows ``index`` of ``ds`` (labels and feature names kept)."""
     labels = ds.labels[index] if ds.labels is not None else None
     return Dataset(np.ascontiguousarray(ds.x[index]), ds.sample_shape, ds.kind, ds.source,
-                   labels, ds.pixel_max, ds.label_names)
+                   labels, ds.pixel_max, ds.label_names, ds.feature_names)
 
 
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
@@ -170,6 +171,10 @@ def prepare(cfg: RunConfig, x: Any, y: Any = None, validation_data: Any = None,
     x_train = scaler.transform_rows(ds.x, train_idx)
     y_train = scaler.transform_rows(target.x, train_idx) if target is not None else None
     x_val, y_val = _validation(scaler, ds, target, val_idx, validation_data)
+    if cfg.train.noise is not None and x_val is not None:  # denoising: noisy in, clean out
+        y_val = x_val if y_val is None else y_val
+        x_val = corrupt_array(x_val, cfg.train.noise, cfg.train.seed, VALIDATION_STREAM,
+                              scaler.output_range)
     fitted = y_train if y_train is not None else x_train
     unit = bool(fitted.size) and in_unit_range(float(fitted.min()), float(fitted.max()))
     output = choose_output(cfg, unit, scaler.mode)

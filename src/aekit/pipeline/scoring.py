@@ -13,6 +13,7 @@ from aekit.config import RunConfig
 from aekit.data import Scaler
 from aekit.training.callbacks import Callback
 from aekit.training.findings import findings_of
+from aekit.training.noise import TEST_STREAM, corrupt_array
 from aekit.pipeline.decisions import starts_from_pca
 from aekit.pipeline.prepare import MIN_CHECK_ROWS, PreparedRun, validation_halves
 
@@ -156,6 +157,22 @@ def errors_vs_pca(reconstruct: Any, scaler: Scaler, pca: Any, x_raw: np.ndarray,
             f"pca_{prefix}_mse": pca_err["mse"],
             f"pca_{prefix}_sse_per_sample": pca_err["sse_per_sample"],
             "ratio_to_pca": model_err["mse"] / max(pca_err["mse"], 1e-30)}
+
+
+def denoising_errors(reconstruct: Any, scaler: Scaler, pca: Any, x_raw: np.ndarray,
+                     noise: str, seed: int) -> dict[str, float]:
+    """How well a model removes ``noise`` from rows ``x_raw``: the rows are scaled, corrupted
+    once (fixed seed: the same corruption for every run of this seed), and the errors to the
+    clean rows (squared error per sample) of the model's reconstruction, of PCA's projection
+    of the noisy rows, and of the noisy rows themselves."""
+    x = scaler.transform(x_raw)
+    noisy = corrupt_array(x, noise, seed, TEST_STREAM, scaler.output_range)
+    model = reconstruction_errors(x, reconstruct(noisy))["sse_per_sample"]
+    pca_err = pca_errors(pca, noisy, x)["sse_per_sample"]
+    return {"noise": noise, "denoise_test_sse_per_sample": model,
+            "pca_denoise_test_sse_per_sample": pca_err,
+            "noisy_test_sse_per_sample": reconstruction_errors(x, noisy)["sse_per_sample"],
+            "denoise_ratio_to_pca": model / max(pca_err, 1e-30)}
 
 
 def training_figures(ae: Any, seconds: float) -> dict[str, Any]:

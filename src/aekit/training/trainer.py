@@ -31,6 +31,7 @@ from aekit.errors import ConfigError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import Checkpointer, data_fingerprint
+from aekit.training.noise import corrupt, step_generator
 from aekit.training.optim import FlatOptimizer, FlatParams
 from aekit.training.resume import Resumable
 from aekit.training.schedules import Schedule
@@ -148,6 +149,8 @@ class Trainer(Resumable):
         self.stop_training = False
         self.skipped_steps = 0
         self.history = History()
+        # --noise: the data's range in the scaled space (pixels: (0, 1)), set by the caller
+        self.value_range: tuple[float, float] | None = None
         self._row_weight: torch.Tensor | None = None  # set by fit()
         self._draw_weight: torch.Tensor | None = None
         self.schedule: Schedule | None = None
@@ -508,8 +511,12 @@ class Trainer(Resumable):
         batches = self._epoch_batches(x_train, y_train, batch_size, n_train, first)
         last_batch = self.steps_per_epoch - 1
         batch_norm = self.world > 1 and self._has_batch_norm()
+        noise, seed = self.config.train.noise, self.config.train.seed
         for i, (xb, yb, wb) in zip(range(first, self.steps_per_epoch), batches):
             n_batch = xb.shape[0]  # the global batch
+            if noise is not None:  # denoising: corrupted inputs, the clean rows as target
+                yb = xb if yb is None else yb
+                xb = corrupt(xb, noise, step_generator(seed, self.step), self.value_range)
             self.lr = self.schedule.lr(self.step)
             if self.world > 1:  # batch norm: no rank gets a single row (see shard)
                 rows = 2 if batch_norm else 1
