@@ -175,6 +175,7 @@ class _Crash(Callback):
     ({"optimizer": "nesterov", "l2": 1e-3, "clip_norm": 0.5, "schedule": "cosine"}, 4),
     ({"noise": "gaussian:0.3"}, 9),  # fresh noise every step, the same after a resume
     ({"noise": "mask:0.3", "dropout": 0.1}, 5),
+    ({"batch_schedule": "step:2", "step_size_epochs": 1}, 7),  # 6, 3, 2, 1 steps an epoch
 ])
 def test_in_process_crash_and_resume_is_bitwise(tmp_path, options, crash_at):
     data = tmp_path / "x.npy"

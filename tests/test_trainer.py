@@ -391,3 +391,21 @@ def test_auto_patience_without_validation_rows_is_simply_off():
     trainer = Trainer(model, cfg)
     trainer.fit(x)
     assert cfg.train.early_stopping_patience == "auto" and len(trainer.history.epochs) == 3
+
+
+def test_batch_schedule_grows_the_batch_where_step_decay_would_cut_the_rate():
+    from aekit.config import batch_sizes
+    from aekit.errors import ConfigError
+
+    assert batch_sizes("step:5", 100, 10_000, 9, None) == [100] * 3 + [500] * 3 + [2500] * 3
+    assert batch_sizes("step:2", 16, 50, 4, 1) == [16, 32, 50, 50]  # at most the rows
+    assert batch_sizes(None, 16, 50, 3, None) == [16, 16, 16]
+    with pytest.raises(ConfigError, match=r"`batch_schedule` must be step:FACTOR"):
+        RunConfig().replace(batch_schedule="grow:2")
+    cfg, model, x = _setup(epochs=3, batch_size=5, batch_schedule="step:2",
+                           step_size_epochs=1)
+    trainer = Trainer(model, cfg)
+    history = trainer.fit(x)
+    assert [e["batch_size"] for e in history.epochs] == [5, 10, 20]
+    assert [e["step"] for e in history.epochs] == [7, 11, 13]  # 7 + 4 + 2 steps of 32 rows
+    assert trainer.step == 13

@@ -112,6 +112,38 @@ def parse_noise(spec: str) -> tuple[str, float]:
     return kind, value
 
 
+def parse_batch_schedule(spec: str) -> float:
+    """The growth factor of ``--batch-schedule step:FACTOR`` (FACTOR > 1).
+
+    Raises:
+        ConfigError: another form.
+    """
+    kind, _, factor = str(spec).partition(":")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = math.nan
+    if kind != "step" or not math.isfinite(value) or value <= 1:
+        raise ConfigError("`batch_schedule` must be step:FACTOR with FACTOR > 1 (the batch is "
+                          "multiplied by FACTOR where a step decay would cut the learning "
+                          f"rate), e.g. step:5. Received: batch_schedule={spec!r}")
+    return value
+
+
+def batch_sizes(spec: str | None, first: int, n_train: int, epochs: int,
+                step_size_epochs: int | None) -> list[int]:
+    """The batch size of each epoch under ``--batch-schedule step:FACTOR``: ``first``, times
+    FACTOR every ``step_size_epochs`` epochs (default: a third of the run, rounded up -- the
+    epochs where ``--schedule step`` cuts the learning rate), at most ``n_train``; without a
+    schedule, ``first`` throughout."""
+    if spec is None:
+        return [first] * epochs
+    factor = parse_batch_schedule(spec)
+    every = step_size_epochs or max(1, math.ceil(epochs / 3))
+    return [max(1, min(n_train, int(round(first * factor ** (e // every)))))
+            for e in range(epochs)]
+
+
 def _sizes(name: str, value: Any, optional: bool = False) -> tuple[int, ...] | None:
     """Normalise a list of layer widths given as a tuple, list or ``"1000,500"`` string."""
     if value is None and optional:
@@ -327,6 +359,11 @@ class TrainConfig:
                              "mask:P (values set to 0) or saltpepper:P, in the scaled space; "
                              "validation and test rows are corrupted once, with fixed seeds",
                              None)
+    batch_schedule: str | None = _opt(
+        "grow the batch instead of (or with) decaying the learning rate: step:FACTOR "
+        "multiplies the batch by FACTOR every --step-size-epochs epochs (default: at each "
+        "third of the run, where --schedule step would cut the rate), at most the training "
+        "rows (Smith et al., 'Don't decay the learning rate, increase the batch size')", None)
     balance: str = _opt("class imbalance (needs labels): none; weights = each row's loss "
                         "weighted by the inverse of its class's frequency; sampler = "
                         "class-balanced batches (rows drawn with replacement, every class "
@@ -388,6 +425,8 @@ class TrainConfig:
         _check_choice("balance", self.balance, BALANCES)
         if self.noise is not None:
             parse_noise(self.noise)
+        if self.batch_schedule is not None:
+            parse_batch_schedule(self.batch_schedule)
         _check_choice("device", self.device, DEVICES)
         _check_number("threads", self.threads, low=1, integer=True, optional=True)
         _check_number("diagnostics_every_steps", self.diagnostics_every_steps, low=1,

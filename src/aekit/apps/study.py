@@ -48,6 +48,11 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
                   dict(lr=0.5, schedule="exponential")),
     "linear_decay": ("+ linear decay (lr 0.5 -> 0.005)", dict(lr=0.5, schedule="linear")),
     "restarts": ("+ warm restarts (cosine, lr 0.5)", dict(lr=0.5, schedule="cosine_restarts")),
+    "step_decay": ("+ step decay (lr 0.5, x0.2 at each third)",
+                   dict(lr=0.5, schedule="step", gamma=0.2)),
+    # Smith et al. 2018: the same points, the batch x5 instead of the lr x0.2
+    "batch_growth": ("+ growing batch (lr 0.5, batch x5 at each third)",
+                     dict(lr=0.5, batch_schedule="step:5")),
     "l2": ("+ L2 1e-4", dict(l2=1e-4)),
     "clip": ("+ gradient clipping (norm 1)", dict(clip_norm=1.0)),
     "bn": ("+ batch normalization", dict(batch_norm=True)),

@@ -13,8 +13,8 @@ from aekit.commands.common import StoreWithAlias, add_config_options, config_fro
 # The strategies of `aekit study`, named here so that building the parser does not import
 # aekit.apps.study (and with it PyTorch); the same keys as aekit.apps.study.STRATEGIES, which
 # tests/test_cli_speed.py checks.
-STRATEGY_NAMES = ("sgd", "momentum", "exp_decay", "linear_decay", "restarts", "l2", "clip", "bn",
-                  "residual", "residual_bn", "adam", "recipe")
+STRATEGY_NAMES = ("sgd", "momentum", "exp_decay", "linear_decay", "restarts", "step_decay",
+                  "batch_growth", "l2", "clip", "bn", "residual", "residual_bn", "adam", "recipe")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -49,7 +49,7 @@ class Resumable:
         meta = {
             "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
             "step": self.step, "epoch": epoch, "batch_in_epoch": batch,
-            "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
+            "epochs": self.epochs, "steps_per_epoch": self.steps_in_epoch(0),
             "skipped_steps": self.skipped_steps, "stop_training": self.stop_training,
             "lr": self.lr,
             "schedule": self.schedule.state_dict(),
@@ -96,12 +96,13 @@ class Resumable:
         meta = state.meta
         check_config_matches(state, self.config.to_dict())
         check_data_matches(state, self.data_fingerprint)
-        if (meta.get("epochs"), meta.get("steps_per_epoch")) != (self.epochs,
-                                                                 self.steps_per_epoch):
+        first_steps = self.steps_in_epoch(0)  # steps of the first epoch (--batch-schedule)
+        if (meta.get("epochs"), meta.get("steps_per_epoch")) != (self.epochs, first_steps):
             raise FormatError(f"{state.path}: checkpoint is for {meta.get('epochs')} epochs of "
                               f"{meta.get('steps_per_epoch')} steps, this run has "
-                              f"{self.epochs} of {self.steps_per_epoch}")
-        if meta["epoch"] > self.epochs or meta["batch_in_epoch"] >= self.steps_per_epoch:
+                              f"{self.epochs} of {first_steps}")
+        if (meta["epoch"] > self.epochs
+                or meta["batch_in_epoch"] >= self.steps_in_epoch(meta["epoch"])):
             raise FormatError(f"{state.path}: checkpoint position (epoch {meta['epoch']}, batch "
                               f"{meta['batch_in_epoch']}) is outside this run")
         self._load_tensors(state)

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from aekit.config import RunConfig, auto_batch_size, auto_epochs, auto_patience
+from aekit.config import RunConfig, auto_batch_size, auto_epochs, auto_patience, batch_sizes
 from aekit.errors import ConfigError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
@@ -303,6 +303,20 @@ class Trainer(Resumable):
         size = self.config.train.batch_size or auto_batch_size(n_train)
         return max(1, min(size, n_train))
 
+    def _steps_for(self, batch_size: int, x_train: Any) -> int:
+        """Steps of an epoch at ``batch_size`` (a last batch of one row is dropped under batch
+        norm, which cannot normalise it; out of core, batches stay inside chunks)."""
+        if not isinstance(x_train, torch.Tensor):
+            return x_train.steps_per_epoch(batch_size, self._has_batch_norm())
+        n_train = x_train.shape[0]
+        steps = math.ceil(n_train / batch_size)
+        return steps - 1 if self._has_batch_norm() and n_train % batch_size == 1 else steps
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Optimizer steps of epoch ``epoch`` (they change with ``--batch-schedule``)."""
+        steps = getattr(self, "_epoch_steps", None)
+        return steps[min(epoch, len(steps) - 1)] if steps else self.steps_per_epoch
+
     def _resolve_patience(self) -> int | None:
         """Early-stopping patience in epochs: ``auto`` is :func:`aekit.config.auto_patience`
         of the run's epochs; None: no early stopping."""
@@ -405,15 +419,14 @@ class Trainer(Resumable):
         n_train = x_train.shape[0]
         batch_size = self._batch_size(n_train)
         self.batch_size = batch_size
-        self.steps_per_epoch = math.ceil(n_train / batch_size)
-        drop_single = self._has_batch_norm() and n_train % batch_size == 1
-        if drop_single:  # batch norm cannot normalise a batch of one sample
-            self.steps_per_epoch -= 1
-        if not isinstance(x_train, torch.Tensor):  # out of core: batches inside chunks
-            self.steps_per_epoch = x_train.steps_per_epoch(batch_size, self._has_batch_norm())
+        self.steps_per_epoch = self._steps_for(batch_size, x_train)
         self.epochs = train.epochs or auto_epochs(self.steps_per_epoch)
+        # --batch-schedule: the batch of each epoch (the same throughout without one)
+        self._epoch_batch = batch_sizes(train.batch_schedule, batch_size, n_train, self.epochs,
+                                        self.config.schedule.step_size_epochs)
+        self._epoch_steps = [self._steps_for(b, x_train) for b in self._epoch_batch]
         self.patience = self._resolve_patience()
-        total_steps = self.steps_per_epoch * self.epochs
+        total_steps = sum(self._epoch_steps)
         self.schedule = Schedule(self.config.schedule, self.config.optim.lr, total_steps,
                                  self.steps_per_epoch)
         # One generator seeded once; a fresh permutation per epoch. Its state at the start of
@@ -445,7 +458,7 @@ class Trainer(Resumable):
         for epoch in range(self.epoch, self.epochs):
             if self.stop_training:  # a resumed run that had already stopped early
                 break
-            self._run_epoch(epoch, x_train, x_val, y_train, y_val, batch_size, n_train)
+            self._run_epoch(epoch, x_train, x_val, y_train, y_val, n_train)
             if self.stop_training:
                 break
         self.epoch = min(len(self.history.epochs), self.epochs)
@@ -497,10 +510,12 @@ class Trainer(Resumable):
 
     def _run_epoch(self, epoch: int, x_train: Any, x_val: torch.Tensor | None,
                    y_train: torch.Tensor | None, y_val: torch.Tensor | None,
-                   batch_size: int, n_train: int) -> None:
+                   n_train: int) -> None:
         """One epoch (or the rest of one, after a resume), then its logs (and a checkpoint
         when one is due, see :meth:`fit`)."""
         self.epoch = epoch
+        batch_size = self.batch_size = self._epoch_batch[epoch]  # --batch-schedule
+        self.steps_per_epoch = self._epoch_steps[epoch]
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
         t0 = time.perf_counter()
@@ -551,6 +566,8 @@ class Trainer(Resumable):
                 "val_loss": val_loss, "seconds": seconds,
                 "samples_per_second": samples / max(seconds, 1e-9),
                 "skipped_steps": self.skipped_steps}
+        if self.config.train.batch_schedule is not None:
+            logs["batch_size"] = batch_size
         if epoch == 0 and self.history.initial_val_loss is not None:
             logs["initial_val_loss"] = self.history.initial_val_loss
         self.history.epochs.append(logs)
