@@ -19,7 +19,7 @@ import sys
 
 from aekit.errors import AekitError, TrainingError
 
-COMMAND_MODULES = ["train", "codes", "ecosystem", "doctor", "apps", "tune", "detect"]
+COMMAND_MODULES = ["train", "codes", "ecosystem", "doctor", "apps", "tune", "detect", "explain"]
 
 
 class AekitArgumentParser(argparse.ArgumentParser):

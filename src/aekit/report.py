@@ -10,13 +10,16 @@ few lines of CSS and JavaScript), so the file opens anywhere without a network. 
 4. the doctor's findings (``summary.json`` ``findings``, when present);
 5. originals beside reconstructions (image data);
 6. a 2-D map of the codes (PCA of the codes), coloured by label when labels exist;
-7. the configuration.
+7. inside the model: traversals, per-feature errors and each unit's strongest input features,
+   when the folder holds the output of ``aekit explain`` (``explain.json`` and its PNGs);
+8. the configuration.
 
 A section whose inputs are missing says so instead of failing.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -321,6 +324,90 @@ def section_model_views(run_dir: Path, summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
+EXPLAIN_PICTURES = (
+    ("traversals", "Latent traversals"),
+    ("feature_errors", "Which features the model keeps and which it gives up"),
+    ("unit_features", "What each unit responds to"),
+)
+
+
+def _png_file(path: Path, alt: str) -> str:
+    """A PNG file inlined as an ``<img>`` with a base64 data URI."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def section_explain(run_dir: Path) -> str:
+    """The output of ``aekit explain`` (``explain.json`` and its PNGs) when the run folder
+    holds it: traversals, per-feature errors next to PCA's, each unit's strongest features."""
+    out = ["<h2>Inside the model</h2>"]
+    path = run_dir / "explain.json"
+    if not path.is_file():
+        return out[0] + _note("No explain output in this run folder: `aekit explain --model "
+                              "RUN` writes latent traversals, per-feature errors and each "
+                              "code unit's strongest input features here.")
+    try:
+        doc = read_json(path, "explain output")
+        trav, errors, units = doc["traversals"], doc["feature_errors"], doc["unit_features"]
+        rec = doc["reconstruction"]
+    except (FormatError, KeyError, TypeError) as exc:
+        return out[0] + _note(f"explain.json could not be read ({exc}).")
+    try:
+        from aekit.apps.explain import weights_hash
+
+        current = weights_hash(run_dir)
+        if doc.get("model_sha256") and current and doc["model_sha256"] != current:
+            out.append('<p class="bad">This explanation was written for other weights than '
+                       "the folder's model.safetensors (the model was trained again since): "
+                       "run `aekit explain` again.</p>")
+        pca = doc.get("pca") or {}
+        out.append(f"<p>Data: <b>{_esc(doc.get('data'))}</b>, {_esc(doc.get('sample'))}. "
+                   f"Errors in the scaled space the model works in. Reconstruction MSE "
+                   f"{_fmt(rec['mse'])}"
+                   + (f", PCA-{_esc(pca.get('components'))} {_fmt(rec['pca_mse'])} "
+                      f"({_esc(pca.get('source'))})" if "pca_mse" in rec else "") + ".</p>")
+        files = doc.get("files", {})
+        pictures = {}
+        for key, title in EXPLAIN_PICTURES:
+            png = run_dir / str(files.get(key, f"{key}.png"))
+            pictures[key] = (_plot(_png_file(png, title)) if png.is_file()
+                             else _note(f"{png.name} is missing."))
+        out.append(f"<h3>Latent traversals: {_esc(trav['mode'])}</h3>")
+        out.append(f"<p>Each row moves one {'unit' if 'unit' in trav['mode'] else 'direction'} "
+                   f"from the {trav['percentiles'][0]:g}th to the {trav['percentiles'][1]:g}th "
+                   "percentile of its values, the rest of the code at its median.</p>")
+        out.append(pictures["traversals"])
+        out.append(html_table(
+            [(d["name"], d.get("code_variance_share", "-"), d["effect_rms"],
+              ", ".join(f["feature"] for f in d["top_features"][:3]))
+             for d in trav["directions"]],
+            ("unit / direction", "share of code variance", "effect (RMS change)",
+             "features that move most")))
+        out.append("<h3>Which features the model keeps and which it gives up</h3>")
+        out.append(pictures["feature_errors"])
+        by_name = {r["feature"]: r for r in errors["features"]}
+        rows = [(name, by_name[name]["mse"], by_name[name].get("pca_mse", "-"),
+                 by_name[name].get("unexplained_share") if by_name[name].get(
+                     "unexplained_share") is not None else "-")
+                for name in errors["worst"] if name in by_name]
+        out.append("<p>The worst reconstructed features:</p>" + html_table(
+            rows, ("feature", "MSE", "PCA's MSE", "share of its variance lost")))
+        method = units["method"]
+        out.append(f"<h3>What each unit responds to ({_esc(method)})</h3>")
+        out.append(_note(units["methods"][method]))
+        out.append(pictures["unit_features"])
+        shown = units.get("directions") or units["units"]
+        out.append(html_table(
+            [(u["name"], ", ".join(f"{f['feature']} ({f[method]:+.2f})" if method ==
+                                   "correlation" else f"{f['feature']} ({f[method]:.3g})"
+                                   for f in u["top_features"]))
+             for u in shown],
+            ("unit / direction", "strongest input features")))
+    except (KeyError, TypeError, ValueError, IndexError, OSError) as exc:
+        return out[0] + _note(f"explain.json could not be shown ({exc!r}).")
+    return "".join(out)
+
+
 def section_config(run_dir: Path) -> str:
     """Every option of the run, one table per section."""
     try:
@@ -351,7 +438,8 @@ def build_report(run_dir: str | Path) -> str:
         f"<h1>aekit run: {_esc(run_dir.resolve().name)}</h1>",
         section_headline(summary), section_classes(summary), section_training(records, summary),
         section_diagnostics(records), section_findings(summary),
-        section_model_views(run_dir, summary), section_config(run_dir),
+        section_model_views(run_dir, summary), section_explain(run_dir),
+        section_config(run_dir),
     ])
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>aekit report: {_esc(run_dir.name)}</title><style>{_CSS}</style>"

@@ -28,6 +28,8 @@ class Dataset:
         pixel_max: for images, the value that means "white" (255 for 8-bit); None if unknown.
         label_names: the class names, ``label_names[code]``, when the labels were names
             (strings, subfolders); None: the labels are the classes themselves.
+        feature_names: one name per feature (column of ``x``) when the source names them (a
+            CSV file's header, a Parquet file's columns); None otherwise.
     """
 
     x: np.ndarray
@@ -37,6 +39,7 @@ class Dataset:
     labels: np.ndarray | None = None
     pixel_max: float | None = None
     label_names: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -57,6 +60,14 @@ class Dataset:
                 f"{self.source}: labels have shape {self.labels.shape} "
                 f"but there are {self.x.shape[0]} samples"
             )
+        if self.feature_names is not None:
+            names = tuple(str(name) for name in self.feature_names)
+            if len(names) != self.x.shape[1]:
+                raise DataError(
+                    f"{self.source}: {len(names)} feature names "
+                    f"but each sample has {self.x.shape[1]} features"
+                )
+            object.__setattr__(self, "feature_names", names)
 
     @property
     def n_samples(self) -> int:

@@ -124,7 +124,7 @@ def load_csv(path: Path, source: str | None = None) -> Dataset:
         source: name for messages; defaults to the path.
 
     Returns:
-        The tabular dataset.
+        The tabular dataset; with a header, its ``feature_names`` are the header's cells.
 
     Raises:
         DataError: empty, unreadable, ragged rows, or a non-numeric cell (naming the 1-based
@@ -146,7 +146,9 @@ def load_csv(path: Path, source: str | None = None) -> Dataset:
     if array.shape[0] == 0:
         raise DataError(f"{path}: no data rows{' after the header' if header else ''}")
     x = validate_array(array, source, column_names=names)
-    return Dataset(x, (x.shape[1],), "tabular", source)
+    # a header whose width differs from the rows' is not a name per column: no names then
+    feature_names = tuple(names) if names is not None and len(names) == x.shape[1] else None
+    return Dataset(x, (x.shape[1],), "tabular", source, feature_names=feature_names)
 
 
 def _read_header(path: Path) -> list[str] | None:
@@ -221,7 +223,8 @@ def load_parquet(path: Path, source: str | None = None) -> Dataset:
         source: name for messages; defaults to the path.
 
     Returns:
-        The tabular dataset; nulls become NaN and are then refused by validation.
+        The tabular dataset (``feature_names``: the column names); nulls become NaN and are
+        then refused by validation.
 
     Raises:
         DataError: unreadable file, a non-numeric column (named), or invalid values.
@@ -249,4 +252,5 @@ def load_parquet(path: Path, source: str | None = None) -> Dataset:
             column = column.cast(pa.float64())  # nulls -> NaN, reported by validation
         x[:, index] = column.to_numpy(zero_copy_only=False)
     x = validate_array(x, source, column_names=table.column_names)
-    return Dataset(x, (x.shape[1],), "tabular", source)
+    return Dataset(x, (x.shape[1],), "tabular", source,
+                   feature_names=tuple(str(name) for name in table.column_names))
