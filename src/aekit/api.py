@@ -29,6 +29,7 @@ from aekit.pipeline import (PreparedRun, as_dataset, pca_callbacks, per_class_ss
                             validation_halves)
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
                                  write_json)
+from aekit.training.budget import TimeBudget
 from aekit.training.callbacks import Callback, ProgressBar
 from aekit.training.doctor import default_callbacks
 from aekit.training.findings import findings_of
@@ -148,6 +149,8 @@ class Autoencoder:
             all_callbacks.append(TensorBoardWriter(cfg.train.tensorboard, t_val if t_val is not
                                                    None and len(t_val) else t_train,
                                                    self.sample_shape))
+        if cfg.train.time_budget is not None:  # plans the run's length from its speed
+            all_callbacks.insert(0, TimeBudget(cfg.train.time_budget))
         if cfg.train.progress:
             all_callbacks.append(ProgressBar())
         self.trainer = Trainer(self.model, cfg, all_callbacks)

@@ -359,6 +359,10 @@ class TrainConfig:
                              "mask:P (values set to 0) or saltpepper:P, in the scaled space; "
                              "validation and test rows are corrupted once, with fixed seeds",
                              None)
+    time_budget: float | None = _opt(
+        "seconds of training the run may take: it plans its length (the schedule's horizon) "
+        "from its measured speed, re-plans every epoch, and stops with the best weights when "
+        "the next epoch would not fit; --epochs is then an upper bound (default 1000)", None)
     batch_schedule: str | None = _opt(
         "grow the batch instead of (or with) decaying the learning rate: step:FACTOR "
         "multiplies the batch by FACTOR every --step-size-epochs epochs (default: at each "
@@ -427,6 +431,7 @@ class TrainConfig:
             parse_noise(self.noise)
         if self.batch_schedule is not None:
             parse_batch_schedule(self.batch_schedule)
+        _check_number("time_budget", self.time_budget, low=0.0, low_open=True, optional=True)
         _check_choice("device", self.device, DEVICES)
         _check_number("threads", self.threads, low=1, integer=True, optional=True)
         _check_number("diagnostics_every_steps", self.diagnostics_every_steps, low=1,

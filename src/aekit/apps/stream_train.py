@@ -210,6 +210,10 @@ def train_streaming(cfg: RunConfig, out_dir: str | Path,
 
         hooks.append(TensorBoardWriter(cfg.train.tensorboard,
                                        x_val if x_val is not None else probe, ae.sample_shape))
+    if cfg.train.time_budget is not None:  # plans the run's length from its speed
+        from aekit.training.budget import TimeBudget
+
+        hooks.insert(0, TimeBudget(cfg.train.time_budget))
     if cfg.train.progress:
         hooks.append(ProgressBar())
     ae.trainer = Trainer(ae.model, cfg, hooks)

@@ -26,7 +26,8 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from aekit.config import RunConfig, auto_batch_size, auto_epochs, auto_patience, batch_sizes
+from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_batch_size, auto_epochs,
+                          auto_patience, batch_sizes)
 from aekit.errors import ConfigError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
@@ -420,7 +421,9 @@ class Trainer(Resumable):
         batch_size = self._batch_size(n_train)
         self.batch_size = batch_size
         self.steps_per_epoch = self._steps_for(batch_size, x_train)
-        self.epochs = train.epochs or auto_epochs(self.steps_per_epoch)
+        # --time-budget: the longest run allowed; the budget plans the real length
+        self.epochs = train.epochs or (AUTO_MAX_EPOCHS if train.time_budget is not None
+                                       else auto_epochs(self.steps_per_epoch))
         # --batch-schedule: the batch of each epoch (the same throughout without one)
         self._epoch_batch = batch_sizes(train.batch_schedule, batch_size, n_train, self.epochs,
                                         self.config.schedule.step_size_epochs)

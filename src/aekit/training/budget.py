@@ -1,0 +1,155 @@
+"""``--time-budget SECONDS``: the best model in the time there is.
+
+Users think in wall time, not in epochs. With a budget, the run plans its length from its
+own speed instead of from a step count:
+
+1. It starts with the longest run allowed (``--epochs``, else ``AUTO_MAX_EPOCHS``) as the
+   schedule's provisional horizon.
+2. After :data:`PLAN_AFTER_STEPS` steps (the first :data:`WARM_STEPS` not timed: they pay for
+   warm-up and allocation) it measures the step time, adds an allowance for the validation
+   passes, and sets the horizon to the whole epochs that fit in what is left of the budget
+   after a reserve for the end (:func:`reserve_seconds`: the last validation, the check
+   against PCA, putting back the best weights). The learning-rate schedule (one-cycle by
+   default) then spans exactly that horizon, so it anneals as the time runs out.
+3. At every epoch end it plans again from the measured time per epoch (validation
+   included), and moves the horizon when the plan changed by more than
+   :data:`REPLAN_TOLERANCE`; it stops when the next epoch would not fit, or at once when the
+   budget is spent mid-epoch.
+
+Early stopping, best weights and the doctor work as in any run (an ``auto`` patience follows
+the planned epochs). The time spent so far travels in checkpoints: a resumed run counts it
+against the budget. Under torchrun rank 0's clock decides for every rank.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from aekit.config import auto_patience
+from aekit.errors import FormatError
+from aekit.training import distributed
+from aekit.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from aekit.training.trainer import Trainer
+
+WARM_STEPS = 3
+PLAN_AFTER_STEPS = 20
+REPLAN_TOLERANCE = 0.05
+VALIDATION_ALLOWANCE = 0.05  # share of an epoch's time guessed for its validation pass
+
+
+def reserve_seconds(budget: float) -> float:
+    """Time kept for the end of the run: 2% of the budget, at least 1 s."""
+    return max(1.0, 0.02 * budget)
+
+
+class TimeBudget(Callback):
+    """Plans and ends a run so that it fits ``seconds`` of training time (see the module)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.spent_before = 0.0  # training time of earlier sessions of a resumed run
+        self._t0 = self._t_warm = 0.0
+        self._steps_seen = 0
+        self._epoch_start = 0.0
+        self.planned_epochs: int | None = None
+        self._restored_horizon = 0
+        self._trainer: "Trainer | None" = None
+
+    # -- time --------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Training seconds spent against the budget (earlier sessions included)."""
+        return self.spent_before + (time.perf_counter() - self._t0)
+
+    def _left(self) -> float:
+        return self.seconds - reserve_seconds(self.seconds) - self.elapsed()
+
+    # -- hooks -------------------------------------------------------------------------------
+    @property
+    def _trainer_horizon(self) -> int:
+        return self._trainer.schedule.total_steps if self._trainer is not None else 0
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        self._t0 = time.perf_counter()
+        self._steps_seen = 0
+        self._trainer = trainer
+
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
+        self._epoch_start = time.perf_counter()
+        if self._restored_horizon:  # a resumed run continues on its saved plan
+            trainer.schedule.total_steps = self._restored_horizon
+            self._restored_horizon = 0
+
+    def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None:
+        self._steps_seen += 1
+        if self._steps_seen == WARM_STEPS:
+            self._t_warm = time.perf_counter()
+        elif self._steps_seen == PLAN_AFTER_STEPS:
+            per_step = (time.perf_counter() - self._t_warm) / (PLAN_AFTER_STEPS - WARM_STEPS)
+            per_epoch = per_step * trainer.steps_per_epoch * (1 + VALIDATION_ALLOWANCE)
+            done = step + 1 - self._epoch_first_step(trainer)
+            share_left = max(0.0, 1 - done / max(1, trainer.steps_per_epoch))
+            self._plan(trainer, per_epoch, trainer.epoch, share_left, first=True)
+        if self._left() <= 0:  # spent mid-epoch: end now (every rank: see the trainer)
+            trainer.stop_training = True
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        per_epoch = time.perf_counter() - self._epoch_start  # this epoch, validation included
+        more = self._plan(trainer, per_epoch, epoch + 1, 0.0,
+                          first=self.planned_epochs is None)
+        if more == 0:
+            trainer.stop_training = True
+
+    # -- planning ----------------------------------------------------------------------------
+    @staticmethod
+    def _epoch_first_step(trainer: "Trainer") -> int:
+        return sum(trainer.steps_in_epoch(e) for e in range(trainer.epoch))
+
+    def _plan(self, trainer: "Trainer", per_epoch: float, finished: int, share_left: float,
+              first: bool) -> int:
+        """Set the schedule's horizon to the end of the last whole epoch that fits in the time
+        left, ``finished`` epochs done and ``share_left`` of the current one to go; returns
+        how many epochs after the current one fit."""
+        left = self._left() - share_left * per_epoch
+        more = max(0, math.floor(left / max(per_epoch, 1e-9)))
+        end_epoch = min(trainer.epochs, finished + (1 if share_left > 0 else 0) + more)
+        horizon = sum(trainer.steps_in_epoch(e) for e in range(end_epoch))
+        if trainer.world > 1:  # rank 0's clock decides for every rank
+            horizon = int(distributed.from_main(float(horizon), trainer.flat.data.device))
+            more = int(distributed.from_main(float(more), trainer.flat.data.device))
+        horizon = max(horizon, trainer.step + 1)
+        old = trainer.schedule.total_steps
+        if first or abs(horizon - old) > REPLAN_TOLERANCE * max(old, 1):
+            trainer.schedule.total_steps = horizon
+        if first or end_epoch != self.planned_epochs:
+            self.planned_epochs = end_epoch
+            if trainer.config.train.early_stopping_patience == "auto":
+                trainer.patience = auto_patience(max(1, end_epoch))
+        if first:
+            resumed = (f"resumed with {self.spent_before:.1f} s of it spent: "
+                       if self.spent_before else "")
+            trainer.log_event("time_budget", f"{self.seconds:g} s budget: {resumed}about "
+                              f"{per_epoch:.2f} s an epoch, planned {end_epoch} epochs "
+                              f"({trainer.schedule.total_steps} steps)",
+                              planned_epochs=end_epoch, seconds_per_epoch=per_epoch,
+                              total_steps=trainer.schedule.total_steps,
+                              spent_before=self.spent_before)
+        return more
+
+    # -- resume ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"spent": self.elapsed(), "planned_epochs": self.planned_epochs or 0,
+                "horizon": int(self._trainer_horizon)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        spent = state.get("spent") if isinstance(state, dict) else None
+        if not isinstance(spent, (int, float)) or isinstance(spent, bool) or spent < 0:
+            raise FormatError(f"TimeBudget state must hold `spent` seconds >= 0. Received: "
+                              f"{state!r}")
+        self.spent_before = float(spent)
+        self._t0 = time.perf_counter()
+        self.planned_epochs = int(state.get("planned_epochs") or 0) or None
+        self._restored_horizon = int(state.get("horizon") or 0)
