@@ -41,39 +41,6 @@ class DetectResult:
     summary: dict[str, Any]
 
 
-def column_names(spec: str, n_features: int) -> list[str]:
-    """The data's column names: a CSV's header or a Parquet file's columns; else f0, f1...
-
-    (The loaded :class:`Dataset` does not keep column names, so they are read here from the
-    file's first line or schema.)
-    """
-    path = Path(spec)
-    names: list[str] | None = None
-    try:
-        if path.suffix.lower() == ".csv" and path.is_file():
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                first = next(csv.reader(handle), [])
-            if first and not all(_is_number(cell) for cell in first):
-                names = [cell.strip() for cell in first]
-        elif path.suffix.lower() == ".parquet" and path.is_file():
-            import pyarrow.parquet as pq
-
-            names = list(pq.read_schema(path).names)
-    except (OSError, UnicodeDecodeError, ImportError):
-        names = None
-    if names is None or len(names) != n_features:
-        return [f"f{i}" for i in range(n_features)]
-    return names
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
            contamination: float | str = "auto") -> DetectResult:
     """Score every row of ``cfg.data.data`` and write the results into ``out``.
@@ -110,7 +77,8 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
     labels = np.where(scores > threshold, -1, 1)
     shares = detector.feature_errors(data.x)
     seconds = time.perf_counter() - start
-    names = column_names(cfg.data.data, data.n_features)
+    names = (list(data.feature_names) if data.feature_names is not None
+             else [f"f{i}" for i in range(data.n_features)])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if model_dir is None:
