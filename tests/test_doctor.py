@@ -258,3 +258,14 @@ def test_nan_loss_without_rollbacks_left_is_not_silent(blobs):
     with pytest.raises(TrainingError, match="after 0 rollback"):
         ae.fit(blobs, callbacks=[InjectNaN({2})])
     assert math.isfinite(float(ae.model.encoder[0].linear.weight.detach().sum()))
+
+
+def test_a_rising_train_loss_is_not_called_a_plateau():
+    from aekit.training.findings import detect_plateau
+
+    flat = [{"train_loss": 1.0, "lr": 0.01, "step": i} for i in range(12)]
+    assert detect_plateau(flat, [], []).kind == "plateau"
+    rising = [{"train_loss": 1.0 + 0.05 * i, "lr": 0.01, "step": i} for i in range(12)]
+    finding = detect_plateau(rising, [], [])
+    assert finding.kind == "rising_loss" and "rose by" in finding.message
+    assert "improved by -" not in finding.message

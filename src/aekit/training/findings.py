@@ -236,6 +236,15 @@ def detect_plateau(epochs: list, diags: list, events: list) -> Finding | None:
     lr_share = min(lrs[-window:]) / max(lrs) if lrs and max(lrs) > 0 else 0.0
     if improvement >= PLATEAU_REL_IMPROVEMENT or lr_share < PLATEAU_LR_FRACTION:
         return None
+    if improvement < -PLATEAU_REL_IMPROVEMENT:  # not flat: rising (divergence is >= 1.5x)
+        return Finding(
+            "rising_loss", "medium", epochs[-1].get("step"),
+            f"rising loss: the train loss rose by {-improvement:.2%} over the last {window} "
+            f"epochs at {lr_share:.0%} of the peak learning rate",
+            "the learning rate is too high for this stage: lower --lr (aekit lr-find), decay "
+            "it sooner (--schedule cosine or exponential), or clip gradients (--clip-norm 1.0); "
+            "the best weights were kept if a validation split chose them",
+            {"relative_improvement": improvement, "epochs": window, "lr_fraction": lr_share})
     return Finding(
         "plateau", "medium", epochs[-1].get("step"),
         f"plateau: the train loss improved by {improvement:.2%} over the last {window} epochs "
