@@ -73,3 +73,19 @@ def test_a_denoiser_beats_the_noisy_rows_and_pca_on_digits(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "run"), "--data", "digits",
                  "--noise", "blur:1"]) == 2
     assert "Received: noise='blur:1'" in capsys.readouterr().err
+
+
+def test_the_console_summary_shows_test_lines_or_the_validation_line_not_both():
+    from aekit.runner import format_summary
+
+    base = {"epochs": 1, "steps": 2, "train_seconds": 1.0, "samples_per_second": 9.0,
+            "val_mse": 0.5}
+    test = {**base, "test_sse_per_sample": 1.0, "pca_test_sse_per_sample": 2.0,
+            "ratio_to_pca": 0.5, "pca_components": 3, "test": "t", "n_test": 4,
+            "n_features": 5}
+    noisy = {**test, "noise": "mask:0.5", "denoise_test_sse_per_sample": 1.5,
+             "pca_denoise_test_sse_per_sample": 3.0, "noisy_test_sse_per_sample": 6.0}
+    assert "validation mse" in format_summary(base, "run")
+    assert "validation mse" not in format_summary(test, "run")
+    text = format_summary(noisy, "run")
+    assert "validation mse" not in text and "PCA-3 of the noisy rows: 3" in text

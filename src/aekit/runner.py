@@ -154,12 +154,12 @@ def format_summary(summary: dict[str, Any], out_dir: str | Path) -> str:
             f"{summary['pca_test_sse_per_sample']:.4g}   ratio: {summary['ratio_to_pca']:.2f}x",
             *format_classes(summary),
         ]
-    if "denoise_test_sse_per_sample" in summary:
-        lines.append(
-            f"  denoising ({summary['noise']}), error to the clean test rows  aekit: "
-            f"{summary['denoise_test_sse_per_sample']:.4g}   PCA-{summary['pca_components']} "
-            f"of the noisy rows: {summary['pca_denoise_test_sse_per_sample']:.4g}   the noisy "
-            f"rows: {summary['noisy_test_sse_per_sample']:.4g}")
+        if "denoise_test_sse_per_sample" in summary:
+            lines.append(
+                f"  denoising ({summary['noise']}), error to the clean test rows  aekit: "
+                f"{summary['denoise_test_sse_per_sample']:.4g}   PCA-{k} of the noisy rows: "
+                f"{summary['pca_denoise_test_sse_per_sample']:.4g}   the noisy rows: "
+                f"{summary['noisy_test_sse_per_sample']:.4g}")
     elif "val_mse" in summary:
         lines.append(f"  validation mse: {summary['val_mse']:.4g}")
     lines += [f"PCA check: {e['message']}" for e in summary.get("events", [])
