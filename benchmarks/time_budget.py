@@ -106,6 +106,7 @@ def run_sklearn(x: np.ndarray, x_test: np.ndarray, budget: float) -> tuple[float
     done = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="Got `batch_size`")  # the last, short batch
         while not done:
             order = rng.permutation(len(x))
             for i in range(0, len(x), 256):
