@@ -7,14 +7,14 @@ own speed instead of from a step count:
    schedule's provisional horizon.
 2. After :data:`PLAN_AFTER_STEPS` steps (the first :data:`WARM_STEPS` not timed: they pay for
    warm-up and allocation) it measures the step time, adds an allowance for the validation
-   passes, and sets the horizon to the whole epochs that fit in what is left of the budget
-   after a reserve for the end (:func:`reserve_seconds`: the last validation, the check
+   passes, and sets the horizon to the steps that fit in what is left of the budget after a
+   reserve for the end (:func:`reserve_seconds`, and one more validation pass: the check
    against PCA, putting back the best weights). The learning-rate schedule (one-cycle by
    default) then spans exactly that horizon, so it anneals as the time runs out.
-3. At every epoch end it plans again from the measured time per epoch (validation
-   included), and moves the horizon when the plan changed by more than
-   :data:`REPLAN_TOLERANCE`; it stops when the next epoch would not fit, or at once when the
-   budget is spent mid-epoch.
+3. At every epoch end it plans again from the measured time per step of that epoch
+   (validation included): a horizon that no longer fits shrinks at once, one that grew by
+   more than :data:`REPLAN_TOLERANCE` grows. The run ends at the horizon, mid-epoch if it
+   falls there, or at once when the budget is spent.
 
 Early stopping, best weights and the doctor work as in any run (an ``auto`` patience follows
 the planned epochs). The time spent so far travels in checkpoints: a resumed run counts it
@@ -89,55 +89,53 @@ class TimeBudget(Callback):
             self._t_warm = time.perf_counter()
         elif self._steps_seen == PLAN_AFTER_STEPS:
             per_step = (time.perf_counter() - self._t_warm) / (PLAN_AFTER_STEPS - WARM_STEPS)
-            per_epoch = per_step * trainer.steps_per_epoch * (1 + VALIDATION_ALLOWANCE)
-            done = step + 1 - self._epoch_first_step(trainer)
-            share_left = max(0.0, 1 - done / max(1, trainer.steps_per_epoch))
-            self._plan(trainer, per_epoch, trainer.epoch, share_left, first=True)
-        if self._left() <= 0:  # spent mid-epoch: end now (every rank: see the trainer)
+            self._plan(trainer, per_step * (1 + VALIDATION_ALLOWANCE), first=True)
+        # the planned horizon reached, or the budget spent: end now, mid-epoch if need be
+        if step + 1 >= trainer.schedule.total_steps or self._left() <= 0:
             trainer.stop_training = True
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
         per_epoch = time.perf_counter() - self._epoch_start  # this epoch, validation included
-        more = self._plan(trainer, per_epoch, epoch + 1, 0.0,
-                          first=self.planned_epochs is None)
-        if more == 0:
+        self._plan(trainer, per_epoch / max(1, trainer.steps_in_epoch(epoch)),
+                   first=self.planned_epochs is None)
+        if trainer.step >= trainer.schedule.total_steps:
             trainer.stop_training = True
 
     # -- planning ----------------------------------------------------------------------------
-    @staticmethod
-    def _epoch_first_step(trainer: "Trainer") -> int:
-        return sum(trainer.steps_in_epoch(e) for e in range(trainer.epoch))
-
-    def _plan(self, trainer: "Trainer", per_epoch: float, finished: int, share_left: float,
-              first: bool) -> int:
-        """Set the schedule's horizon to the end of the last whole epoch that fits in the time
-        left, ``finished`` epochs done and ``share_left`` of the current one to go; returns
-        how many epochs after the current one fit."""
-        left = self._left() - share_left * per_epoch
-        more = max(0, math.floor(left / max(per_epoch, 1e-9)))
-        end_epoch = min(trainer.epochs, finished + (1 if share_left > 0 else 0) + more)
-        horizon = sum(trainer.steps_in_epoch(e) for e in range(end_epoch))
+    def _plan(self, trainer: "Trainer", per_step: float, first: bool) -> None:
+        """Set the schedule's horizon to the steps that fit in the time left (``per_step``:
+        seconds a step, its share of the validation passes included), keeping one more
+        validation pass for the end. The horizon may fall mid-epoch: the run then ends there,
+        with the learning rate annealed."""
+        val_pass = VALIDATION_ALLOWANCE * per_step * trainer.steps_per_epoch
+        left = self._left() - val_pass
+        cap = sum(trainer.steps_in_epoch(e) for e in range(trainer.epochs))
+        horizon = min(cap, trainer.step + max(0, math.floor(left / max(per_step, 1e-12))))
         if trainer.world > 1:  # rank 0's clock decides for every rank
             horizon = int(distributed.from_main(float(horizon), trainer.flat.data.device))
-            more = int(distributed.from_main(float(more), trainer.flat.data.device))
-        horizon = max(horizon, trainer.step + 1)
+        horizon = max(horizon, trainer.step + (0 if not first else 1), 1)
         old = trainer.schedule.total_steps
-        if first or abs(horizon - old) > REPLAN_TOLERANCE * max(old, 1):
+        # shrink at once (never overrun the budget); grow only past the tolerance (the rate
+        # then moves little)
+        if first or horizon < old or horizon > old * (1 + REPLAN_TOLERANCE):
             trainer.schedule.total_steps = horizon
-        if first or end_epoch != self.planned_epochs:
-            self.planned_epochs = end_epoch
+        epochs, steps = 0, 0
+        while steps < trainer.schedule.total_steps and epochs < trainer.epochs:
+            steps += trainer.steps_in_epoch(epochs)
+            epochs += 1
+        if first or epochs != self.planned_epochs:
+            self.planned_epochs = epochs
             if trainer.config.train.early_stopping_patience == "auto":
-                trainer.patience = auto_patience(max(1, end_epoch))
+                trainer.patience = auto_patience(max(1, epochs))
         if first:
             resumed = (f"resumed with {self.spent_before:.1f} s of it spent: "
                        if self.spent_before else "")
             trainer.log_event("time_budget", f"{self.seconds:g} s budget: {resumed}about "
-                              f"{per_epoch:.2f} s an epoch, planned {end_epoch} epochs "
-                              f"({trainer.schedule.total_steps} steps)",
-                              planned_epochs=end_epoch, seconds_per_epoch=per_epoch,
+                              f"{per_step * 1000:.1f} ms a step, planned "
+                              f"{trainer.schedule.total_steps} steps (about {epochs} epochs)",
+                              planned_epochs=epochs, seconds_per_step=per_step,
                               total_steps=trainer.schedule.total_steps,
                               spent_before=self.spent_before)
-        return more
 
     # -- resume ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
