@@ -218,3 +218,14 @@ def test_doctor_flags_a_class_far_worse_than_the_others(tmp_path, capsys):
     capsys.readouterr()
     assert main(["diagnose", str(run)]) == 0
     assert "class c reconstructs 4.5x worse" in capsys.readouterr().out
+
+
+def test_evaluate_a_model_saved_from_python_skips_the_probe_with_the_reason(tmp_path, capsys):
+    ae = aekit.Autoencoder(latent_dim=4, **QUICK)
+    ae.fit(load("digits"))
+    ae.save(tmp_path / "m")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", "digits"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["per_class_sse"]) == 10 and "probe" not in result
+    assert "saved from Python" in result["probe_skipped"]

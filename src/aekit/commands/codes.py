@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from aekit.commands.common import save_npy
 
@@ -56,7 +57,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = {"model": args.model, "data": args.data, "n_samples": ds.n_samples,
               "latent_dim": ae.config.model.latent_dim, **ae.score(ds)}
     run, why = None, None
-    if ds.labels is not None or args.noise is not None:
+    if (ds.labels is not None or args.noise is not None) and not (
+            Path(args.model) / "summary.json").is_file():
+        why = ("the model holds no summary.json (saved from Python with ae.save()): its "
+               "training data is not recorded")
+    elif ds.labels is not None or args.noise is not None:
         try:  # the run's own preparation: its training rows, scaler and PCA
             run = prepare_spec(ae.config.replace(balance="none", noise=None))
         except AekitError as exc:
