@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,8 @@ from aekit.cli import main
 from aekit.errors import FormatError
 from aekit.report import build_report, diag_series
 from aekit.report_plots import pca_2d
+from chromium import CHROMIUM, render
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
-                                        else None)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--enable-logging=stderr",
-                  "--v=0", "--window-size=1200,3000"]
 TRAIN_FLAGS = ["--data", "digits", "--epochs", "3", "--threads", "1", "--latent-dim", "4",
                "--hidden", "32", "--no-progress", "--seed", "0"]
 
@@ -99,25 +93,10 @@ def test_pca_2d_matches_sklearn() -> None:
     np.testing.assert_allclose(share, ref.explained_variance_ratio_, atol=1e-10)
 
 
-def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package "
                     "`chromium`); the CI set-up installs it")
 def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
-    url = (run_dir / "report.html").resolve().as_uri()
-    shot = tmp_path / "report.png"
-    result = _chromium([f"--screenshot={shot}", url], tmp_path / "profile1")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(shot).convert("L"))
-    assert pixels.std() > 10  # not a blank page
-    dom = _chromium(["--dump-dom", url], tmp_path / "profile2")
-    assert dom.returncode == 0, dom.stderr[-2000:]
+    result, dom = render((run_dir / "report.html").resolve().as_uri(), tmp_path, height=3000)
     body = re.search(r"<body([^>]*)>", dom.stdout)
     assert body is not None, dom.stdout[:500]
     attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit.data.dataset import Dataset
+from aekit.data.validate import parses_as_float
 from aekit.errors import DataError, DataNotFoundError
 
 LABEL_KEYS = ("y", "labels", "label", "target")
@@ -182,7 +183,7 @@ def _csv_column(file: Path, column: str, spec: str, what: str) -> np.ndarray:
         index, body = header.index(column), rows[1:]
     elif column.isdigit() and int(column) < len(header):
         index = int(column)
-        body = rows[1:] if not all(_is_number(c) for c in header) else rows
+        body = rows[1:] if not all(parses_as_float(c) for c in header) else rows
     else:
         raise DataError(f"{what} {spec!r}: {file} has no column {column!r}; its columns: "
                         f"{', '.join(header)} (or a 0-based position)")
@@ -191,11 +192,3 @@ def _csv_column(file: Path, column: str, spec: str, what: str) -> np.ndarray:
         raise DataError(f"{what} {spec!r}: row {short[0] + 1} of {file} has no column "
                         f"{column!r}")
     return np.asarray([row[index] for row in body])
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -12,7 +12,7 @@ import numpy as np
 
 from aekit.data.dataset import Dataset, dataset_from_array
 from aekit.data.labels import LABEL_KEYS
-from aekit.data.validate import validate_array
+from aekit.data.validate import parses_as_float, validate_array
 from aekit.errors import DataError, DataNotFoundError
 
 OBJECT_HINT = "object arrays are refused (they need pickle, which can run code); save numbers"
@@ -162,17 +162,9 @@ def _read_header(path: Path) -> list[str] | None:
         raise DataError(f"{path}: cannot read the file: {err}") from err
     if first is None or not any(cell.strip() for cell in first):
         raise DataError(f"{path}: the file is empty (no rows)")
-    if all(_is_float(cell) for cell in first):
+    if all(parses_as_float(cell) for cell in first):
         return None
     return [cell.strip() for cell in first]
-
-
-def _is_float(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _raise_first_bad_cell(path: Path, header: list[str] | None) -> None:
@@ -200,7 +192,7 @@ def _scan_rows(path: Path, header: list[str] | None) -> None:
                     f"{len(row)} cells but {'the header' if header else 'the first row'} has {width}"
                 )
             for col, cell in enumerate(row):
-                if not _is_float(cell):
+                if not parses_as_float(cell):
                     raise DataError(
                         f"{path}: row {reader.line_num} (1-based, counting the header line), "
                         f"column {_column(col, header)}: {cell!r} is not a number; allowed: "

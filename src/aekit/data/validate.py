@@ -162,3 +162,12 @@ def _column_label(col: int, column_names: Sequence[str] | None) -> str:
     if column_names is not None and col < len(column_names):
         return f"{column_names[col]!r} (index {col})"
     return f"{col} (0-based)"
+
+
+def parses_as_float(text: str) -> bool:
+    """True when ``text`` (a cell of a text file) reads as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
