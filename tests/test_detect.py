@@ -143,3 +143,16 @@ def test_detect_bad_input_exits_2(table, tmp_path, capsys):
     assert "aekit detect: error:" in err and "6" in err and "3" in err
     assert main(["detect", "--data", str(path), "--out", str(tmp_path / "o4"),
                  "--contamination", "0.9"]) == 2
+
+
+def test_the_refit_starts_from_the_first_fit_and_runs_a_share_of_its_epochs():
+    x, y = _planted()
+    warm = _small(epochs=20).fit(x)
+    assert warm.n_fits_ == 2 and warm.autoencoder_.config.train.epochs == 10
+    cold = _small(epochs=20, refit_share=None).fit(x)
+    assert cold.autoencoder_.config.train.epochs == 20
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, warm.anomaly_score(x)) > 0.95
+    with pytest.raises(ValueError, match=r"refit_share.*Received: refit_share=0"):
+        _small(refit_share=0).fit(x)

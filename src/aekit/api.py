@@ -126,13 +126,18 @@ class Autoencoder:
                       sample_weight=sample_weight)
         return self.fit_prepared(run, callbacks)
 
-    def fit_prepared(self, run: PreparedRun, callbacks: Sequence[Callback] = ()) -> History:
+    def fit_prepared(self, run: PreparedRun, callbacks: Sequence[Callback] = (),
+                     initial_state: dict[str, torch.Tensor] | None = None) -> History:
         """Train on a run the pipeline prepared (:func:`aekit.pipeline.prepare`).
 
         ``aekit train`` and the apps prepare their data once and call this; :meth:`fit` is
-        ``prepare`` then this.
+        ``prepare`` then this. ``initial_state`` (a ``state_dict`` of a model of the same
+        options) starts training from those weights instead of from PCA's solution (a warm
+        start, as the outlier detector's refit does).
         """
         self.build_prepared(run)
+        if initial_state is not None:
+            self.model.load_state_dict(initial_state)
         cfg = self.config
         to_device = (lambda a: torch.from_numpy(a).to(self.device) if a is not None else None)
         (x_sel, y_sel), _ = validation_halves(run)  # the other half checks against PCA

@@ -23,7 +23,9 @@ plain reconstruction error (squared, summed over the features).
 
 Robustness to contaminated training data: after a first fit, the ``trim_fraction`` of the
 training rows with the highest scores is set aside and the model is fitted again on the rest
-(the anomalies it would otherwise learn to reconstruct are left out).
+(the anomalies it would otherwise learn to reconstruct are left out). The second fit starts
+from the first one's weights and runs ``refit_share`` of its epochs (half, at least 5): it
+only has to unlearn the rows set aside, not learn the data again.
 
 Threshold: with a float ``contamination``, ``offset_`` is that quantile of the training rows'
 ``score_samples`` (scikit-learn's rule; ``threshold_``, PyOD's, is ``-offset_``). With
@@ -35,6 +37,7 @@ training data.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -45,10 +48,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from aekit.api import Autoencoder
 from aekit.config import RunConfig
 from aekit.errors import ConfigError, FormatError
-from aekit.pipeline import split_plan
+from aekit.pipeline import prepare, split_plan
 from aekit.serialization import read_json, write_json
 
 SCORES = ("combined", "reconstruction", "whitened")
+REFIT_MIN_EPOCHS = 5
 DETECTOR_FORMAT = "aekit-outlier-detector"
 
 
@@ -69,6 +73,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             ``combined`` (squared reconstruction error + code distance) or ``reconstruction``.
         trim_fraction: share of the training rows set aside (the highest scores) before a
             second fit; None or 0: one fit.
+        refit_share: the second fit starts from the first fit's weights and runs this share
+            of the first fit's epochs (at least 5, at most as many); None: a full second fit
+            from scratch.
         target_fpr: the false-positive rate on held-back rows that ``contamination="auto"``
             aims at.
         random_state: seed of the split, the initialisation and the batch order.
@@ -84,6 +91,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                  schedule: str | None = None, validation_split: float | str | None = None,
                  pca_init: bool | None = None, scaling: str = "standard",
                  score_kind: str = "whitened", trim_fraction: float | None = 0.1,
+                 refit_share: float | None = 0.5,
                  target_fpr: float = 0.01, random_state: int | None = None,
                  threads: int | None = None, verbose: bool = False,
                  config: RunConfig | None = None) -> None:
@@ -101,6 +109,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.scaling = scaling
         self.score_kind = score_kind
         self.trim_fraction = trim_fraction
+        self.refit_share = refit_share
         self.target_fpr = target_fpr
         self.random_state = random_state
         self.threads = threads
@@ -121,6 +130,11 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         if t is not None and not (isinstance(t, (float, int)) and 0.0 <= t < 0.5):
             raise ConfigError(f"`trim_fraction` must be None or a float in [0, 0.5). "
                               f"Received: trim_fraction={t!r}")
+        r = self.refit_share
+        if r is not None and not (isinstance(r, (float, int)) and not isinstance(r, bool)
+                                  and 0.0 < r <= 1.0):
+            raise ConfigError(f"`refit_share` must be None or a float in (0, 1]. "
+                              f"Received: refit_share={r!r}")
         if not (isinstance(self.target_fpr, (float, int)) and 0.0 < self.target_fpr < 1.0):
             raise ConfigError(f"`target_fpr` must be a float in (0, 1). "
                               f"Received: target_fpr={self.target_fpr!r}")
@@ -172,7 +186,14 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             order = np.argsort(-first, kind="stable")
             self.trimmed_index_ = np.sort(fit_rows[order[:n_trim]])
             kept = np.sort(fit_rows[order[n_trim:]])
-            self.autoencoder_ = self._fit_once(X, kept, val_rows, config)
+            warm = None
+            if self.refit_share is not None:  # a shorter fit from the first one's weights
+                first_epochs = len(self.autoencoder_.history.epochs)
+                config = config.replace(epochs=max(1, min(first_epochs, max(
+                    REFIT_MIN_EPOCHS, math.ceil(self.refit_share * first_epochs)))))
+                warm = {k: v.detach().clone()
+                        for k, v in self.autoencoder_.model.state_dict().items()}
+            self.autoencoder_ = self._fit_once(X, kept, val_rows, config, warm)
             self.n_fits_ = 2
         self.decision_scores_ = self._raw_scores(X)
         self.offset_ = -self._threshold(self.decision_scores_, val_rows)
@@ -181,13 +202,16 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         return self
 
     def _fit_once(self, X: np.ndarray, fit_rows: np.ndarray, val_rows: np.ndarray,
-                  config: RunConfig) -> Autoencoder:
-        """One autoencoder trained on ``X[fit_rows]`` (validated on ``X[val_rows]``), with the
-        score's reference statistics taken on its training rows."""
+                  config: RunConfig, initial_state: dict | None = None) -> Autoencoder:
+        """One autoencoder trained on ``X[fit_rows]`` (validated on ``X[val_rows]``; from
+        ``initial_state`` when given), with the score's reference statistics taken on its
+        training rows."""
+        config = config.replace(progress=bool(self.verbose))
         ae = Autoencoder(config=config.replace(validation_split=0.0) if not len(val_rows)
                          else config)
-        ae.fit(X[fit_rows], verbose=bool(self.verbose),
-               validation_data=X[val_rows] if len(val_rows) else None)
+        run = prepare(ae.config, X[fit_rows],
+                      validation_data=X[val_rows] if len(val_rows) else None)
+        ae.fit_prepared(run, initial_state=initial_state)
         self._set_reference(ae, X[fit_rows])
         return ae
 
