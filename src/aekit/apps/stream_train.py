@@ -34,7 +34,7 @@ from aekit.api import Autoencoder
 from aekit.baselines.pca import fit_pca_streamed
 from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features, load
-from aekit.data.labels import check_labels, read_labels, with_labels
+from aekit.data.labels import check_labels, read_labels, test_labels_spec, with_labels
 from aekit.data.out_of_core import CHUNK_BYTES, ChunkedNpy, StreamedTrainingData
 from aekit.errors import ConfigError, TrainingError
 from aekit.pipeline import (add_label_results, choose_output, choose_scaler, data_defaults,
@@ -130,8 +130,8 @@ def prepare_streamed(cfg: RunConfig, chunk_size: int | None = None) -> StreamedR
     if cfg.data.test is not None:  # loaded (and checked) before the passes over the file
         test, test_source = load(cfg.data.test), cfg.data.test
         check_n_features(test, source.n_features, cfg.data.test)
-        own = "none" if cfg.data.labels == "none" else "auto"
-        test = with_labels(test, cfg.data.test_labels or own, "--test-labels")
+        test = with_labels(test, test_labels_spec(cfg.data.labels, cfg.data.test_labels),
+                           "--test-labels")
     train_idx, val_idx, test_idx = split_rows(cfg, source.n_samples)
     if not len(train_idx):
         raise ConfigError(f"`validation_split` leaves no training samples out of "

@@ -47,6 +47,12 @@ def with_labels(ds: Dataset, spec: str | None, what: str = "--labels") -> Datase
     return dataclasses.replace(ds, labels=labels, label_names=names)
 
 
+def test_labels_spec(labels: str, test_labels: str | None) -> str:
+    """The labels of ``--test``: ``--test-labels`` when given, else the test set's own --
+    unless ``--labels none`` says to ignore labels altogether."""
+    return test_labels or ("none" if labels == "none" else "auto")
+
+
 def attach(ds: Dataset, labels: object, what: str = "labels") -> Dataset:
     """``ds`` with labels given in Python (a sequence or array, one per row; None: unchanged)."""
     if labels is None:

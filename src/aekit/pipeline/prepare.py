@@ -11,7 +11,7 @@ import torch
 from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features, load
 from aekit.data.dataset import dataset_from_array
-from aekit.data.labels import attach, same_classes, with_labels
+from aekit.data.labels import attach, same_classes, test_labels_spec, with_labels
 from aekit.errors import ConfigError, DataError
 from aekit.training.noise import VALIDATION_STREAM, corrupt_array
 from aekit.training.trainer import check_validation_options
@@ -91,9 +91,8 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
     if cfg.data.test is not None:
         test = load(cfg.data.test)
         check_n_features(test, data.n_features, cfg.data.test)
-        own = "none" if cfg.data.labels == "none" else "auto"
-        test = same_classes(data, with_labels(test, cfg.data.test_labels or own,
-                                              "--test-labels"))
+        spec = test_labels_spec(cfg.data.labels, cfg.data.test_labels)
+        test = same_classes(data, with_labels(test, spec, "--test-labels"))
         return data, test, cfg.data.test
     if cfg.data.test_labels is not None:
         raise ConfigError("--test-labels labels the rows of --test; without --test the test "
@@ -150,8 +149,10 @@ def prepare(cfg: RunConfig, x: Any, y: Any = None, validation_data: Any = None,
     Raises:
         DataError / ConfigError: bad data or options, before anything is trained.
     """
-    ds = attach(with_labels(as_dataset(x), "none" if cfg.data.labels == "none" else None),
-                labels)
+    ds = as_dataset(x)
+    if cfg.data.labels == "none":  # a Dataset's own labels are ignored too
+        ds = with_labels(ds, "none")
+    ds = attach(ds, labels)
     target = _target(y, ds)
     if validation_data is not None:
         train_idx, val_idx = np.arange(ds.n_samples), np.arange(0)

@@ -56,8 +56,8 @@ class TimeBudget(Callback):
         self._steps_seen = 0
         self._epoch_start = 0.0
         self.planned_epochs: int | None = None
+        self.horizon = 0  # the planned steps (the schedule's horizon); 0: not planned yet
         self._restored_horizon = 0
-        self._trainer: "Trainer | None" = None
 
     # -- time --------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -68,19 +68,14 @@ class TimeBudget(Callback):
         return self.seconds - reserve_seconds(self.seconds) - self.elapsed()
 
     # -- hooks -------------------------------------------------------------------------------
-    @property
-    def _trainer_horizon(self) -> int:
-        return self._trainer.schedule.total_steps if self._trainer is not None else 0
-
     def on_train_begin(self, trainer: "Trainer") -> None:
         self._t0 = time.perf_counter()
         self._steps_seen = 0
-        self._trainer = trainer
 
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
         self._epoch_start = time.perf_counter()
         if self._restored_horizon:  # a resumed run continues on its saved plan
-            trainer.schedule.total_steps = self._restored_horizon
+            trainer.schedule.total_steps = self.horizon = self._restored_horizon
             self._restored_horizon = 0
 
     def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None:
@@ -118,7 +113,7 @@ class TimeBudget(Callback):
         # shrink at once (never overrun the budget); grow only past the tolerance (the rate
         # then moves little)
         if first or horizon < old or horizon > old * (1 + REPLAN_TOLERANCE):
-            trainer.schedule.total_steps = horizon
+            trainer.schedule.total_steps = self.horizon = horizon
         epochs, steps = 0, 0
         while steps < trainer.schedule.total_steps and epochs < trainer.epochs:
             steps += trainer.steps_in_epoch(epochs)
@@ -140,7 +135,7 @@ class TimeBudget(Callback):
     # -- resume ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"spent": self.elapsed(), "planned_epochs": self.planned_epochs or 0,
-                "horizon": int(self._trainer_horizon)}
+                "horizon": self.horizon}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         spent = state.get("spent") if isinstance(state, dict) else None

@@ -35,16 +35,17 @@ def step_generator(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(stream) + 7) % (2**63))
 
 
-def corrupt(x: torch.Tensor, spec: str, generator: torch.Generator,
+def corrupt(x: torch.Tensor, spec: str | tuple[str, float], generator: torch.Generator,
             value_range: tuple[float, float] | None = None) -> torch.Tensor:
     """A corrupted copy of ``x`` (the batch itself is left alone).
 
     Args:
-        x: (batch, features) scaled rows. spec: ``KIND:AMOUNT``.
+        x: (batch, features) scaled rows. spec: ``KIND:AMOUNT``, or ``(kind, amount)`` as
+            :func:`aekit.config.parse_noise` returns it (a loop parses it once).
         generator: the random stream (CPU); the noise is moved to ``x``'s device.
         value_range: the data's range in the scaled space, when it has one (pixels: (0, 1)).
     """
-    kind, amount = parse_noise(spec)
+    kind, amount = parse_noise(spec) if isinstance(spec, str) else spec
     if kind == "gaussian":
         noisy = x + torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * amount
         return noisy.clamp_(*value_range) if value_range is not None else noisy
@@ -61,8 +62,9 @@ def corrupt_array(x: np.ndarray, spec: str, seed: int, stream: int,
     """:func:`corrupt` for a numpy array of scaled rows (validation and test sets), in
     blocks so that a large set needs no second copy in float64."""
     gen = step_generator(seed, stream)
+    parsed = parse_noise(spec)
     out = np.empty_like(x)
     for i in range(0, len(x), 8192):
-        out[i:i + 8192] = corrupt(torch.from_numpy(np.ascontiguousarray(x[i:i + 8192])), spec,
+        out[i:i + 8192] = corrupt(torch.from_numpy(np.ascontiguousarray(x[i:i + 8192])), parsed,
                                   gen, value_range).numpy()
     return out

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_batch_size, auto_epochs,
-                          auto_patience, batch_sizes)
+                          auto_patience, batch_sizes, parse_noise)
 from aekit.errors import ConfigError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
@@ -154,6 +154,8 @@ class Trainer(Resumable):
         self.value_range: tuple[float, float] | None = None
         self._row_weight: torch.Tensor | None = None  # set by fit()
         self._draw_weight: torch.Tensor | None = None
+        self._epoch_batch: list[int] = []  # batch size and steps of each epoch, set by fit()
+        self._epoch_steps: list[int] = []
         self.schedule: Schedule | None = None
         self.generator = torch.Generator()
         self.data_fingerprint: dict[str, Any] = {}
@@ -315,7 +317,7 @@ class Trainer(Resumable):
 
     def steps_in_epoch(self, epoch: int) -> int:
         """Optimizer steps of epoch ``epoch`` (they change with ``--batch-schedule``)."""
-        steps = getattr(self, "_epoch_steps", None)
+        steps = self._epoch_steps
         return steps[min(epoch, len(steps) - 1)] if steps else self.steps_per_epoch
 
     def _resolve_patience(self) -> int | None:
@@ -529,7 +531,8 @@ class Trainer(Resumable):
         batches = self._epoch_batches(x_train, y_train, batch_size, n_train, first)
         last_batch = self.steps_per_epoch - 1
         batch_norm = self.world > 1 and self._has_batch_norm()
-        noise, seed = self.config.train.noise, self.config.train.seed
+        noise = parse_noise(self.config.train.noise) if self.config.train.noise else None
+        seed = self.config.train.seed
         for i, (xb, yb, wb) in zip(range(first, self.steps_per_epoch), batches):
             n_batch = xb.shape[0]  # the global batch
             if noise is not None:  # denoising: corrupted inputs, the clean rows as target
