@@ -1,17 +1,24 @@
 """OutlierDetector follows scikit-learn's outlier-detector rules, is deterministic, finds planted
-outliers, explains them per feature; ``aekit detect`` writes named scores and refuses bad input."""
+outliers, explains them per feature; ``aekit detect`` writes named scores and a report.html
+(histogram and threshold, top rows, images for image data) and refuses bad input."""
 
 from __future__ import annotations
 
 import csv
+import html
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aekit import OutlierDetector
+from aekit import OutlierDetector, RunConfig
 from aekit.cli import main
+from aekit.detect_report import log_scale
+from aekit.report_plots import plot_score_histogram
+from chromium import CHROMIUM, render
 
 
 def _small(**kw) -> OutlierDetector:
@@ -87,6 +94,42 @@ def test_bad_parameters_raise_with_the_value():
         _small(score_kind="x").fit(x)
 
 
+def test_neighbour_part_catches_a_row_between_clusters_and_survives_save(tmp_path):
+    """Two tight clusters on a line; a row midway lies inside the codes' one Mahalanobis
+    cloud and on the line (reconstructed), but far from every training row: the neighbour
+    distance (n_neighbors) flags it, the score without it does not."""
+    rng = np.random.default_rng(0)
+    t = np.concatenate([rng.normal(-3, 0.05, 300), rng.normal(3, 0.05, 300)])
+    direction = rng.normal(size=6)
+    x = (t[:, None] * direction + 0.01 * rng.normal(size=(600, 6))).astype(np.float32)
+    midway = (0.0 * direction)[None, :].astype(np.float32)
+    with_k = _small(epochs=10, n_components=1).fit(x)
+    without = _small(epochs=10, n_components=1, n_neighbors=0).fit(x)
+    assert with_k.reference_codes_ is not None and without.reference_codes_ is None
+    rank = lambda det: float(np.mean(det.anomaly_score(x) < det.anomaly_score(midway)[0]))
+    assert rank(with_k) == 1.0 and rank(without) < 0.9
+    with_k.save(tmp_path / "det")
+    loaded = OutlierDetector.load(tmp_path / "det")
+    np.testing.assert_allclose(loaded.anomaly_score(x[:50]), with_k.anomaly_score(x[:50]))
+    (tmp_path / "det" / "detector.safetensors").unlink()
+    with pytest.raises(ValueError, match="detector.safetensors"):
+        OutlierDetector.load(tmp_path / "det")
+    with pytest.raises(ValueError, match="n_neighbors.*Received: n_neighbors=-1"):
+        _small(n_neighbors=-1).fit(x)
+
+
+def test_image_rows_train_the_image_or_conv_model():
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data.astype(np.float32)[:300]
+    det = _small(epochs=2, image_shape=(8, 8), scaling="auto",
+                 config=RunConfig().replace(kind="conv", conv_channels=(4,))).fit(x)
+    assert type(det.autoencoder_.model).__name__ == "ConvAutoencoder"
+    assert det.anomaly_score(x[:5]).shape == (5,)
+    with pytest.raises(ValueError, match="image_shape.*64 values"):
+        _small(image_shape=(7, 7)).fit(x)
+
+
 # -- the command ----------------------------------------------------------------------------
 @pytest.fixture()
 def table(tmp_path):
@@ -100,11 +143,12 @@ def table(tmp_path):
     return path, names
 
 
-def test_detect_writes_scores_with_the_header_names(table, tmp_path):
+def test_detect_writes_scores_with_the_header_names(table, tmp_path, capsys):
     path, names = table
     out = tmp_path / "det"
     assert main(["detect", "--data", str(path), "--out", str(out), "--contamination", "0.02",
                  "--epochs", "10", "--threads", "1", "--seed", "0", "--no-progress"]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
     with (out / "scores.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 300
@@ -120,6 +164,84 @@ def test_detect_writes_scores_with_the_header_names(table, tmp_path):
     with (again / "scores.csv").open() as handle:
         scores = [float(r["score"]) for r in csv.DictReader(handle)]
     np.testing.assert_allclose(scores, [float(r["score"]) for r in rows], rtol=1e-5)
+    _check_tabular_report(out, summary, names)
+    assert "loaded from" in _section((again / "report.html").read_text(), "Result")
+
+
+def _section(text: str, heading: str) -> str:
+    """The HTML of the ``<h2>`` section that starts with ``heading`` (up to the next one)."""
+    start = text.index(f"<h2>{heading}")
+    end = text.find("<h2>", start + 4)
+    return text[start:end if end >= 0 else len(text)]
+
+
+def _check_tabular_report(out: Path, summary: dict, names: list[str]) -> None:
+    """report.html: headline, the histogram with the threshold, the top rows by column name."""
+    text = (out / "report.html").read_text(encoding="utf-8")
+    head = _section(text, "Result")
+    assert "<b>6 of 300 rows flagged" in head and "trained here" in head
+    assert html.escape(summary["threshold_rule"]) in head  # the 0.98 quantile of the training...
+    scores = _section(text, "Anomaly scores")
+    assert "<svg" in scores  # the histogram
+    assert f"6 of 300 rows score above the threshold {summary['threshold']:.4g}" in scores
+    top = _section(text, "Most anomalous rows")
+    assert "<th>top feature 1</th>" in top
+    cells = re.findall(r"<td>(\w+) \(\d+%\)</td>", top)
+    assert len(cells) == 3 * len(summary["most_anomalous"]) and set(cells) <= set(names)
+    for row in summary["most_anomalous"]:
+        first = row["top_features"][0]
+        assert (f"<td>{row['row']}</td><td>{row['score']:.4g}</td>" in top
+                and f"<td>{first['feature']} ({first['share']:.0%})</td>" in top)
+    assert "as images" not in text  # a table has no pictures
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``aekit detect`` on the built-in digits (images of 8 x 8), a tiny model."""
+    out = tmp_path_factory.mktemp("digits")
+    assert main(["detect", "--data", "digits", "--out", str(out), "--epochs", "2",
+                 "--hidden", "16", "--threads", "1", "--seed", "0", "--no-progress"]) == 0
+    return out
+
+
+def test_detect_report_shows_image_data_as_images(digits_run: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    text = (digits_run / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert "<svg" in _section(text, "Anomaly scores")
+    images = _section(text, "The most anomalous samples as images")
+    assert images.count('<img alt="plot" src="data:image/png;base64,') == 1
+    assert "its reconstruction by the detector's autoencoder" in images
+    assert len(summary["most_anomalous"]) == 20
+    # `aekit report` on a detect folder writes the same report again
+    assert main(["report", str(digits_run), "--out", str(tmp_path / "again.html")]) == 0
+    assert "again.html" in capsys.readouterr().out
+    again = (tmp_path / "again.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in _section(again, "The most anomalous samples as images")
+    assert "Training curves" not in again
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package "
+                    "`chromium`); the CI set-up installs it")
+def test_detect_report_renders_in_headless_chromium(digits_run: Path, tmp_path: Path) -> None:
+    result, dom = render((digits_run / "report.html").resolve().as_uri(), tmp_path, height=2600)
+    body = re.search(r"<body([^>]*)>", dom.stdout)
+    assert body is not None, dom.stdout[:500]
+    attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))
+    assert attrs.get("rendered") == "ok" and attrs["plots"] == "2", attrs
+    assert attrs["errors"] == "0"
+
+
+def test_score_axis_turns_log_past_two_decades_and_the_plot_takes_edge_cases() -> None:
+    assert log_scale(np.array([1.0, 2.0, 500.0]), 10.0)
+    assert not log_scale(np.array([1.0, 2.0, 50.0]), 10.0)
+    assert not log_scale(np.array([0.0, 1.0, 5000.0]), -1.0)  # no log axis below zero
+    assert log_scale(np.array([1.0, 2.0, 5.0]), 1000.0)  # the threshold is shown too
+    for scores, threshold, log_x in ((np.full(10, 3.0), 3.0, False),
+                                     (np.array([0.0, 0.5, 80.0]), 100.0, True)):
+        svg = plot_score_histogram(scores, threshold, log_x)
+        assert svg.startswith("<svg")
 
 
 def test_detect_bad_input_exits_2(table, tmp_path, capsys):
@@ -134,7 +256,9 @@ def test_detect_bad_input_exits_2(table, tmp_path, capsys):
     assert "not a number" in capsys.readouterr().err
     model = tmp_path / "m"
     assert main(["detect", "--data", str(path), "--out", str(model), "--epochs", "2",
-                 "--threads", "1", "--no-progress"]) == 0
+                 "--threads", "1", "--no-progress", "--no-report"]) == 0
+    assert (model / "scores.csv").is_file() and not (model / "report.html").exists()
+    assert "report:" not in capsys.readouterr().out
     narrow = tmp_path / "narrow.csv"
     narrow.write_text("a,b,c\n1,2,3\n4,5,6\n")
     assert main(["detect", "--data", str(narrow), "--model", str(model),

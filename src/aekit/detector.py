@@ -5,7 +5,7 @@
     det.anomaly_score(x_new)    # higher = more anomalous
     det.feature_errors(x_new)   # each feature's share of each row's score
 
-The score adds two parts, each divided by its median on the training rows so that neither
+The score adds three parts, each divided by its median on the training rows so that none
 dominates by its units:
 
 - the **reconstruction error**: how far a row lies from what the model can represent (PCA's Q
@@ -14,7 +14,13 @@ dominates by its units:
   residual in a direction where the training rows never have one counts more than the same
   error where they often do; ``"combined"`` sums the squared residuals (in the scaled space);
 - the **code distance**: the Mahalanobis distance of the row's code from the training codes
-  (PCA's Hotelling T²): how unusual the row is *within* what the model represents.
+  (PCA's Hotelling T²): how unusual the row is *within* what the model represents;
+- the **neighbour distance** (``n_neighbors``, 10 by default): the squared distance from the
+  row's code to its ``n_neighbors``-th nearest training code (a training row counts itself). The Mahalanobis distance sees
+  one cloud; a row can sit inside it yet far from every other row (between clusters, in a
+  sparse pocket). On the 27 ADBench tables (``benchmarks/anomaly.py``, 3 seeds) this part
+  lifts the mean ROC-AUC from 0.765 to 0.775 (k = 10; 0.775-0.776 for k from 10 to 40);
+  the neighbours are searched among at most ``MAX_NEIGHBOUR_ROWS`` training codes.
 
 A model that reconstructs well reconstructs the anomalies too (on ``cardio`` the better
 autoencoder scores worse than PCA's cruder reconstruction); the code distance catches the rows
@@ -42,6 +48,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -49,9 +56,11 @@ from aekit.api import Autoencoder
 from aekit.config import RunConfig
 from aekit.errors import ConfigError, FormatError
 from aekit.pipeline import prepare, split_plan
-from aekit.serialization import read_json, write_json
+from aekit.serialization import load_tensors, read_json, save_tensors, write_json
 
 SCORES = ("combined", "reconstruction", "whitened")
+MAX_NEIGHBOUR_ROWS = 20_000  # training codes kept for the neighbour distance (a seeded sample)
+NEIGHBOURS_FILE = "detector.safetensors"
 REFIT_MIN_EPOCHS = 5
 DETECTOR_FORMAT = "aekit-outlier-detector"
 
@@ -69,8 +78,13 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             ``config``'s value, else aekit's defaults, some chosen from the data).
         scaling: how raw data is scaled (``standard`` by default, also ``minmax``, ``auto``,
             ``none``): the detector takes raw units.
+        image_shape: (height, width) or (channels, height, width) when the rows are flattened
+            images: the model is then chosen as for images (and ``config`` may ask for the
+            convolutional one, ``kind="conv"``). None: a table.
         score_kind: ``whitened`` (Mahalanobis distance of the residual + code distance),
             ``combined`` (squared reconstruction error + code distance) or ``reconstruction``.
+        n_neighbors: the neighbour distance's k (see the module), added to ``whitened`` and
+            ``combined`` scores; None or 0: no neighbour part.
         trim_fraction: share of the training rows set aside (the highest scores) before a
             second fit; None or 0: one fit.
         refit_share: the second fit starts from the first fit's weights and runs this share
@@ -90,7 +104,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                  lr: float | None = None, optimizer: str | None = None,
                  schedule: str | None = None, validation_split: float | str | None = None,
                  pca_init: bool | None = None, scaling: str = "standard",
-                 score_kind: str = "whitened", trim_fraction: float | None = 0.1,
+                 image_shape: Sequence[int] | None = None,
+                 score_kind: str = "whitened", n_neighbors: int | None = 10,
+                 trim_fraction: float | None = 0.1,
                  refit_share: float | None = 0.5,
                  target_fpr: float = 0.01, random_state: int | None = None,
                  threads: int | None = None, verbose: bool = False,
@@ -107,7 +123,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.validation_split = validation_split
         self.pca_init = pca_init
         self.scaling = scaling
+        self.image_shape = image_shape
         self.score_kind = score_kind
+        self.n_neighbors = n_neighbors
         self.trim_fraction = trim_fraction
         self.refit_share = refit_share
         self.target_fpr = target_fpr
@@ -126,6 +144,11 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         if self.score_kind not in SCORES:
             raise ConfigError(f"`score_kind` must be one of {', '.join(SCORES)}. "
                               f"Received: score_kind={self.score_kind!r}")
+        k = self.n_neighbors
+        if k is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                                  and k >= 0):
+            raise ConfigError(f"`n_neighbors` must be None or an integer >= 0. "
+                              f"Received: n_neighbors={k!r}")
         t = self.trim_fraction
         if t is not None and not (isinstance(t, (float, int)) and 0.0 <= t < 0.5):
             raise ConfigError(f"`trim_fraction` must be None or a float in [0, 0.5). "
@@ -177,6 +200,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         # The held-back rows are drawn once: both fits stop early on them, they are never
         # trimmed, and the "auto" threshold is read from them (rows no fit has learned from).
         fit_rows, val_rows, _ = split_plan(len(X), 0.0, config.train.validation_split, seed)
+        self.reference_codes_ = None  # the neighbour part joins the score after the last fit
         self.autoencoder_ = self._fit_once(X, fit_rows, val_rows, config)
         self.n_fits_ = 1
         self.trimmed_index_ = np.zeros(0, dtype=np.int64)
@@ -195,6 +219,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                         for k, v in self.autoencoder_.model.state_dict().items()}
             self.autoencoder_ = self._fit_once(X, kept, val_rows, config, warm)
             self.n_fits_ = 2
+        self._set_neighbours(X[fit_rows], seed)
         self.decision_scores_ = self._raw_scores(X)
         self.offset_ = -self._threshold(self.decision_scores_, val_rows)
         self.threshold_ = -self.offset_
@@ -209,11 +234,22 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         config = config.replace(progress=bool(self.verbose))
         ae = Autoencoder(config=config.replace(validation_split=0.0) if not len(val_rows)
                          else config)
-        run = prepare(ae.config, X[fit_rows],
-                      validation_data=X[val_rows] if len(val_rows) else None)
+        run = prepare(ae.config, self._as_samples(X[fit_rows]),
+                      validation_data=self._as_samples(X[val_rows]) if len(val_rows) else None)
         ae.fit_prepared(run, initial_state=initial_state)
         self._set_reference(ae, X[fit_rows])
         return ae
+
+    def _as_samples(self, X: np.ndarray) -> np.ndarray:
+        """Rows as the samples the model trains on: images when ``image_shape`` is set."""
+        if self.image_shape is None:
+            return X
+        shape = tuple(int(v) for v in self.image_shape)
+        if math.prod(shape) != X.shape[1] or len(shape) not in (2, 3):
+            raise ConfigError(f"`image_shape` must be (height, width) or (channels, height, "
+                              f"width) with {X.shape[1]} values in all (the rows' width). "
+                              f"Received: image_shape={self.image_shape!r}")
+        return X.reshape(len(X), *shape)
 
     def _set_reference(self, ae: Autoencoder, x_train: np.ndarray) -> None:
         """Statistics of the training rows that put the parts of the score on one scale: the
@@ -231,6 +267,33 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         recon, dist = self._parts(x_train)
         self.recon_scale_ = _positive_median(recon)
         self.code_scale_ = _positive_median(dist)
+
+    def _set_neighbours(self, x_fit: np.ndarray, seed: int) -> None:
+        """Keep the training codes the neighbour distance is measured against (the rows the
+        fits learned from, not the held-back ones, so that those score like new rows; a
+        seeded sample of ``MAX_NEIGHBOUR_ROWS`` when there are more) and the distance's
+        median on them."""
+        self.knn_scale_ = 1.0
+        if self.score_kind == "reconstruction" or not self.n_neighbors or len(x_fit) < 2:
+            return
+        if len(x_fit) > MAX_NEIGHBOUR_ROWS:
+            x_fit = x_fit[np.sort(np.random.default_rng(seed).choice(
+                len(x_fit), MAX_NEIGHBOUR_ROWS, replace=False))]
+        self.reference_codes_ = self.autoencoder_.encode(x_fit).astype(np.float32)
+        self.knn_scale_ = _positive_median(self._neighbour_part(self.reference_codes_))
+
+    def _neighbour_part(self, codes: np.ndarray) -> np.ndarray:
+        """Squared distance from each code to its k-th nearest reference code (the same rule
+        for every row, so that ``predict`` on the training rows agrees with ``fit``)."""
+        from sklearn.neighbors import NearestNeighbors
+
+        if len(codes) == 0:
+            return np.zeros(0)
+        reference = self.reference_codes_
+        k = min(int(self.n_neighbors), len(reference))
+        search = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
+        distances, _ = search.kneighbors(codes.astype(np.float32))
+        return np.square(distances[:, k - 1].astype(np.float64))
 
     def _threshold(self, scores: np.ndarray, val_rows: np.ndarray) -> float:
         """The anomaly score above which a row is an outlier (see the module's docstring)."""
@@ -262,10 +325,14 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_)
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
+        """The anomaly score of each row of ``X`` (see the module)."""
         recon, dist = self._parts(X)
         if self.score_kind == "reconstruction":
             return recon / self.recon_scale_
-        return recon / self.recon_scale_ + dist / self.code_scale_
+        score = recon / self.recon_scale_ + dist / self.code_scale_
+        if getattr(self, "reference_codes_", None) is not None and len(X):
+            score = score + self._neighbour_part(self.autoencoder_.encode(X)) / self.knn_scale_
+        return score
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score of each row of ``X`` (raw units): higher = more anomalous.
@@ -318,6 +385,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.autoencoder_.save(directory)
         state = {"format": DETECTOR_FORMAT, "contamination": self.contamination,
                  "score_kind": self.score_kind, "target_fpr": self.target_fpr,
+                 "n_neighbors": self.n_neighbors if self.reference_codes_ is not None else None,
+                 "knn_scale": self.knn_scale_,
                  "trim_fraction": self.trim_fraction, "n_features_in": int(self.n_features_in_),
                  "offset": self.offset_, "code_mean": self.code_mean_.tolist(),
                  "code_precision": self.code_precision_.tolist(),
@@ -325,6 +394,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                  "n_fits": self.n_fits_,
                  "residual_mean": _listed(self.residual_mean_),
                  "residual_precision": _listed(self.residual_precision_)}
+        if self.reference_codes_ is not None:
+            save_tensors(directory / NEIGHBOURS_FILE,
+                         {"reference_codes": torch.from_numpy(self.reference_codes_)})
         write_json(directory / "detector.json", state)
         return directory
 
@@ -343,7 +415,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 raise ValueError(f"format={state.get('format')!r}")
             det = cls(contamination=state["contamination"], score_kind=state["score_kind"],
                       target_fpr=float(state["target_fpr"]),
-                      trim_fraction=state["trim_fraction"])
+                      trim_fraction=state["trim_fraction"],
+                      n_neighbors=state.get("n_neighbors"))
             det.autoencoder_ = ae
             det.n_features_in_ = int(state["n_features_in"])
             det.offset_ = float(state["offset"])
@@ -356,7 +429,15 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             det.residual_mean_, det.residual_precision_ = (
                 None if state.get(k) is None else np.asarray(state[k], dtype=np.float64)
                 for k in ("residual_mean", "residual_precision"))
+            det.reference_codes_, det.knn_scale_ = None, float(state.get("knn_scale", 1.0))
+            if det.n_neighbors:
+                codes = load_tensors(directory / NEIGHBOURS_FILE, "neighbour codes")
+                det.reference_codes_ = codes["reference_codes"].numpy().astype(np.float32)
+                if det.reference_codes_.ndim != 2 or len(det.reference_codes_) < 2:
+                    raise ValueError("the neighbour codes must be a (rows >= 2, latent) array")
             latent = ae.config.model.latent_dim
+            if det.reference_codes_ is not None and det.reference_codes_.shape[1] != latent:
+                raise ValueError("the neighbour codes do not match the model's latent size")
             if det.code_precision_.shape != (latent, latent) or det.code_mean_.shape != (latent,):
                 raise ValueError("code statistics do not match the model's latent size")
         except (KeyError, TypeError, ValueError) as exc:

@@ -87,8 +87,14 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     threads=self.threads, progress=bool(self.verbose), scaling="none",
                     output_activation="identity", device="cpu")
 
-    def fit(self, X: Any, y: Any = None) -> "AutoencoderTransformer":
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> "AutoencoderTransformer":
         """Train on ``X`` of shape (n_samples, n_features); ``y`` is ignored.
+
+        ``sample_weight`` (n_samples,), weights >= 0, weights each row's reconstruction loss
+        (as :meth:`aekit.Autoencoder.fit`): ``--balance weights`` in a pipeline is
+        ``fit(X, sample_weight=compute_sample_weight("balanced", y))``. Training is
+        stochastic (mini-batches), so a weight of 2 is like a duplicated row on average, not
+        exactly.
 
         Raises:
             ValueError: invalid data (scikit-learn's messages) or parameters
@@ -96,7 +102,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
         self.autoencoder_ = Autoencoder(**self._options())
-        self.autoencoder_.fit(X, verbose=bool(self.verbose))
+        self.autoencoder_.fit(X, verbose=bool(self.verbose), sample_weight=sample_weight)
         self.n_components_ = int(self.n_components)
         losses = self.autoencoder_.history.epochs
         self.n_iter_ = len(losses)

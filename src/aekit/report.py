@@ -441,8 +441,14 @@ def build_report(run_dir: str | Path) -> str:
         section_model_views(run_dir, summary), section_explain(run_dir),
         section_config(run_dir),
     ])
+    return html_page(f"aekit report: {run_dir.name}", body)
+
+
+def html_page(title: str, body: str) -> str:
+    """A whole self-contained page: ``body`` (HTML) with the reports' CSS and the script that
+    marks, after load, whether every plot decoded (``data-rendered``)."""
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>aekit report: {_esc(run_dir.name)}</title><style>{_CSS}</style>"
+            f"<title>{_esc(title)}</title><style>{_CSS}</style>"
             f"<script>{_JS}</script></head><body>{body}</body></html>\n")
 
 

@@ -146,3 +146,54 @@ def plot_pca_bars(summary: dict[str, Any]) -> str:
            color=["tab:blue", "tab:gray"])
     ax.set(title="test MSE (scaled units, lower is better)")
     return figure_svg(fig)
+
+
+def plot_score_histogram(scores: np.ndarray, threshold: float, log_x: bool) -> str:
+    """Histogram of anomaly scores: the rows above ``threshold`` in red, the threshold as a
+    dashed vertical line (its legend entry counts the rows above it). ``log_x``: log-spaced
+    bins on a log axis (scores not above zero are drawn in the first bin); the count axis turns
+    logarithmic when the tallest bar would flatten the rest."""
+    scores = np.asarray(scores, dtype=np.float64)
+    above = scores > threshold
+    lo, hi = min(float(scores.min()), threshold), max(float(scores.max()), threshold)
+    if log_x:
+        lo = min(float(scores[scores > 0].min()), threshold)
+        values, bins = np.clip(scores, lo, None), np.geomspace(lo, hi, 61)
+    else:
+        values, bins = scores, (np.linspace(lo, hi, 61) if hi > lo else 60)
+    counts, _ = np.histogram(values, bins=bins)
+    fig = _figure(7.2, 3.4)
+    ax = fig.subplots()
+    ax.hist([values[~above], values[above]], bins=bins, stacked=True,
+            color=["tab:blue", "tab:red"], label=["inliers", "flagged as outliers"],
+            log=bool(counts.max() > 50))
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2,
+               label=f"threshold {threshold:.4g}: {int(above.sum())} of {len(scores)} rows "
+               "above")
+    ax.set(title="anomaly scores", xlabel="anomaly score" + (" (log scale)" if log_x else ""),
+           ylabel="rows", xscale="log" if log_x else "linear")
+    ax.legend(fontsize="small")
+    return figure_svg(fig)
+
+
+def plot_sample_grid(images: np.ndarray, captions: list[str], sample_shape: tuple[int, ...],
+                     recon: np.ndarray | None = None, columns: int = 5) -> str:
+    """Samples as images, ``columns`` to a row, each titled with its caption; with ``recon``,
+    each sample's reconstruction to its right. Values in [0, 1] (clipped)."""
+    n, per = len(images), 1 if recon is None else 2
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    fig = _figure(1.15 * cols * per, 1.45 * rows)
+    axes = np.asarray(fig.subplots(rows, cols * per)).reshape(rows, cols * per)
+    shown = [_as_images(images, sample_shape)]
+    if recon is not None:
+        shown.append(_as_images(recon, sample_shape))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i in range(n):
+        for j, data in enumerate(shown):
+            ax = axes[i // cols, (i % cols) * per + j]
+            ax.imshow(data[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(captions[i] if j == 0 else "reconstruction", fontsize=7,
+                         color="black" if j == 0 else "dimgray")
+    return figure_png(fig)

@@ -8,7 +8,8 @@ Files written into ``out``: ``scores.csv`` (``row, score, label, top_feature_1, 
 ...``; label -1 = outlier, +1 = inlier; a feature's share is its part of the row's score),
 ``summary.json`` (counts, threshold and its rule, the most anomalous rows) and, when it trained,
 the detector itself (``model.safetensors``, ``config.json``, ``detector.json``), which
-``--model`` takes back.
+``--model`` takes back, and ``report.html`` (:mod:`aekit.detect_report`: the score histogram
+and threshold, the most anomalous rows, as images for image data) unless ``report=False``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
+from aekit.detect_report import write_detect_report
 from aekit.errors import DataError
 from aekit.serialization import write_json
 
@@ -32,23 +34,25 @@ TOP_ROWS = 20
 
 @dataclass
 class DetectResult:
-    """What :func:`detect` found: ``scores`` (n,), ``labels`` (n,) in {-1, +1}, the threshold
-    and the summary written to ``summary.json``."""
+    """What :func:`detect` found: ``scores`` (n,), ``labels`` (n,) in {-1, +1}, the threshold,
+    the summary written to ``summary.json`` and the ``report.html`` written (None: none)."""
 
     scores: np.ndarray
     labels: np.ndarray
     threshold: float
     summary: dict[str, Any]
+    report: Path | None = None
 
 
 def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
-           contamination: float | str = "auto") -> DetectResult:
+           contamination: float | str = "auto", report: bool = True) -> DetectResult:
     """Score every row of ``cfg.data.data`` and write the results into ``out``.
 
     Args:
         cfg: the options (``data`` and the training options; ``seed`` is the random state).
         out: the folder to write. model_dir: a folder written by an earlier ``detect`` (no
             training then). contamination: expected share of outliers, or ``auto``.
+        report: also write ``report.html``.
 
     Raises:
         DataError: invalid data (NaN, text, a width that does not match ``model_dir``).
@@ -63,10 +67,14 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
         detector = OutlierDetector.load(model_dir)
         check_n_features(data, detector.n_features_in_, cfg.data.data)
     else:
-        scaling = cfg.data.scaling if cfg.data.scaling != "auto" else "standard"
+        # images train the image model (or --kind conv) on pixels scaled as `aekit train`
+        # scales them; tables are standardized
+        image = data.kind == "image" and data.sample_shape is not None
+        scaling = cfg.data.scaling if cfg.data.scaling != "auto" or image else "standard"
         detector = OutlierDetector(contamination=contamination, random_state=cfg.train.seed,
                                    threads=cfg.train.threads, verbose=cfg.train.progress,
-                                   scaling=scaling, config=cfg)
+                                   scaling=scaling, config=cfg,
+                                   image_shape=data.sample_shape if image else None)
         detector.fit(data.x)
     scores = detector.anomaly_score(data.x)
     threshold, rule = float(detector.threshold_), _rule(detector.contamination,
@@ -88,7 +96,9 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
                        seconds)
     summary.update(threshold=threshold, threshold_rule=rule)
     write_json(out / "summary.json", summary)
-    return DetectResult(scores, labels, threshold, summary)
+    page = (write_detect_report(out, scores=scores, data=data,
+                                autoencoder=detector.autoencoder_) if report else None)
+    return DetectResult(scores, labels, threshold, summary, page)
 
 
 def _rule(contamination: float | str, target_fpr: float) -> str:

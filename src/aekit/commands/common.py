@@ -82,9 +82,12 @@ SECTIONS_BY_FIELD = {f.name: klass for klass in SECTIONS.values()
                      for f in dataclasses.fields(klass)}
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
+def add_config_options(parser: argparse.ArgumentParser,
+                       help_overrides: dict[str, str] | None = None) -> None:
     """One ``--flag`` per configuration field, default shown, value SUPPRESSed when not given
-    (so that a ``--config`` file's values are only overridden by flags actually typed)."""
+    (so that a ``--config`` file's values are only overridden by flags actually typed).
+    ``help_overrides``: field name -> the whole help text, for a verb where the flag means
+    something else (``aekit detect --no-report``)."""
     for section, klass in SECTIONS.items():
         group = parser.add_argument_group(_GROUP_TITLES[section])
         for f in dataclasses.fields(klass):
@@ -94,6 +97,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             if f.metadata.get("auto"):
                 shown = "from the data"
             help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+            help_text = (help_overrides or {}).get(f.name, help_text)
             kind, is_bool = _field_type(f)
             if is_bool:
                 group.add_argument(flag, action=argparse.BooleanOptionalAction,

@@ -19,26 +19,32 @@ def _contamination(text: str) -> float | str:
                                          f"received {text!r}") from None
 
 
+REPORT_HELP = ("write OUT/report.html: the scores' histogram and threshold, the most "
+               "anomalous rows and their top features, as images for image data (default: on; "
+               "--no-report skips it)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        help="score every row for anomalies: scores, labels, top features",
                        description="Train an outlier detector on --data (or use the one in "
                        "--model) and write scores.csv (row, score, label -1/+1, the features "
-                       "with the largest part of the score, named by the data's header) and "
-                       "summary.json into --out. The score adds the reconstruction error and "
-                       "the code's distance from the training codes; the training rows may "
-                       "hold outliers (the top-scored 10%% are set aside and the model refitted). "
-                       "All training options of `aekit train` apply.")
-    p.add_argument("--out", required=True, help="folder for scores.csv, summary.json and "
-                   "the trained detector")
+                       "with the largest part of the score, named by the data's header), "
+                       "summary.json and report.html into --out. The score adds the "
+                       "reconstruction error, the code's distance from the training codes and "
+                       "from its 10th nearest training code; images train the image model "
+                       "(--kind conv: the convolutional one); the training rows may hold outliers (the top-scored 10%% are set aside "
+                       "and the model refitted). All training options of `aekit train` apply.")
+    p.add_argument("--out", required=True, help="folder for scores.csv, summary.json, "
+                   "report.html and the trained detector")
     p.add_argument("--model", default=None, help="a folder written by an earlier `aekit "
                    "detect --out`: score with it, no training")
     p.add_argument("--contamination", type=_contamination, default="auto",
                    help="expected share of outliers in the data (threshold: that quantile of "
                    "the training scores); auto: 1%% false positives on held-back rows")
     p.add_argument("--config", default=None, help="JSON or TOML file of training options")
-    add_json_option(p, "the summary (summary.json, plus out)")
-    add_config_options(p)
+    add_json_option(p, "the summary (summary.json, plus out and report)")
+    add_config_options(p, help_overrides={"report": REPORT_HELP})
     p.set_defaults(func=run)
 
 
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     with human_output_to_stderr(args.json):
         from aekit.apps.detect import detect
 
-        result = detect(cfg, args.out, args.model, args.contamination)
+        result = detect(cfg, args.out, args.model, args.contamination,
+                        report=getattr(args, "report", True))
         s = result.summary
         print(f"{s['n_outliers']} of {s['n_rows']} rows flagged ({s['outlier_share']:.1%}); "
               f"threshold {s['threshold']:.4g}: {s['threshold_rule']}")
@@ -58,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}/scores.csv, summary.json"
               + ("" if args.model else ", and the detector (model.safetensors, config.json, "
                  "detector.json)"))
+        if result.report is not None:
+            print(f"report: {result.report}; open it in a browser")
     if args.json:
-        print_json({"out": args.out, **s})
+        print_json({"out": args.out, "report": None if result.report is None
+                    else str(result.report), **s})
     return 0

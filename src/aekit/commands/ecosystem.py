@@ -17,16 +17,20 @@ def report_parser(sub: argparse._SubParsersAction) -> None:
                        description="Write one HTML file (no network needed to open it) with the "
                        "loss curves, learning rate, gradient and activation diagnostics, the "
                        "doctor's findings, reconstructions, a map of the codes, the comparison "
-                       "with PCA and the configuration.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `aekit train`")
+                       "with PCA and the configuration. For a folder written by `aekit detect`: "
+                       "the scores' histogram and threshold and the most anomalous rows.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `aekit train` "
+                   "(or `aekit detect`)")
     p.add_argument("--out", default=None, help="output file (default: RUN_DIR/report.html)")
     p.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from aekit.detect_report import is_detect_folder, write_detect_report
     from aekit.report import write_report
 
-    path = write_report(args.run_dir, args.out)
+    write = write_detect_report if is_detect_folder(args.run_dir) else write_report
+    path = write(args.run_dir, args.out)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); open it in a browser")
     return 0
 
