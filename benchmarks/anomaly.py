@@ -140,15 +140,20 @@ def report(results: dict[str, Any], names: list[str], metric: str, echo: Callabl
 
 
 def merge(paths: list[Path], out: str | None) -> int:
-    """Print (and write) the tables of several runs' JSON files, their seeds pooled."""
-    results: dict[str, list[dict[str, Any]]] = {}
-    seeds: list[int] = []
+    """Print (and write) the tables of several runs' JSON files: their seeds pooled, and
+    detectors from different files joined per (table, seed) -- a later file's result for a
+    detector replaces an earlier one's (e.g. aekit measured again beside saved baselines)."""
+    by_seed: dict[str, dict[int, dict[str, Any]]] = {}
+    names: list[str] = []
     for path in paths:
         saved = json.loads(path.read_text())
-        seeds += saved["seeds"]
         for table, runs in saved["results"].items():
-            results.setdefault(table, []).extend(runs)
-    names = list(next(iter(results.values()))[0])
+            for seed, run in zip(saved["seeds"], runs):
+                by_seed.setdefault(table, {}).setdefault(seed, {}).update(run)
+                names += [n for n in run if n not in names]
+    results = {table: [runs[seed] for seed in sorted(runs)] for table, runs in by_seed.items()}
+    seeds = sorted(next(iter(by_seed.values())))
+    names = [n for n in names if all(n in run for runs in results.values() for run in runs)]
     lines = [f"seeds {seeds}, {len(results)} tables (merged from {', '.join(map(str, paths))})",
              ""]
     for metric in ("roc_auc", "ap"):
@@ -168,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     parser.add_argument("--from-json", default=None,
-                        help="comma-separated OUT.json files of earlier runs: merge their seeds "
-                        "and print the tables (no fitting)")
+                        help="comma-separated OUT.json files of earlier runs: pool their seeds, "
+                        "join their detectors, print the tables (no fitting)")
     args = parser.parse_args(argv)
     if args.from_json:
         return merge([Path(p) for p in args.from_json.split(",")], args.out)
