@@ -13,6 +13,7 @@ defaults.
     pip install -e '.[bench]'                      # PyOD
     python benchmarks/anomaly_images.py --out benchmarks/results/anomaly/fashion-one-class
     python benchmarks/anomaly_images.py --classes 0,7 --detectors aekit-mlp,IForest
+    python benchmarks/anomaly_images.py --from-json A.json,B.json --out JOINED   # no fitting
 
 Needs Fashion-MNIST (``apt-get install dataset-fashion-mnist``).
 """
@@ -76,7 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    parser.add_argument("--from-json", default=None, help="comma-separated OUT.json files of "
+                        "earlier runs (same seed): join their detectors per class, a later "
+                        "file's result replacing an earlier one's; print the tables")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for path in args.from_json.split(","):
+            saved = json.loads(Path(path).read_text())
+            for label, runs in saved["results"].items():
+                results.setdefault(label, {}).update(runs)
+        names = [n for n in DETECTORS if all(n in r for r in results.values())]
+        write_tables(results, names, saved["seed"], saved["train_per_class"], args.out)
+        return 0
     if args.threads:
         import torch
 
@@ -95,7 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         results[label] = {n: run(n, x_all[rows], x_test, y_test, args.seed) for n in names}
         print(f"{label:14s} " + "  ".join(f"{n} {r['roc_auc']:.3f} ({r['seconds']:.1f}s)"
                                          for n, r in results[label].items()), flush=True)
-    lines = [f"Fashion-MNIST one-class, seed {args.seed}, {args.train_per_class} training "
+    write_tables(results, names, args.seed, args.train_per_class, args.out)
+    return 0
+
+
+def write_tables(results: dict[str, dict[str, dict[str, float]]], names: list[str], seed: int,
+                 train_per_class: int, out: str | None) -> None:
+    """Print (and write to OUT.md / OUT.json) a table per metric: a row per class, the mean,
+    the average rank and, for ROC-AUC, the total seconds."""
+    lines = [f"Fashion-MNIST one-class, seed {seed}, {train_per_class} training "
              f"images of the normal class, 10,000 test images", ""]
     for metric in ("roc_auc", "ap"):
         means = {n: float(np.mean([r[n][metric] for r in results.values()])) for n in names}
@@ -116,14 +137,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{sum(r[n]['seconds'] for r in results.values()):.1f}" for n in names) + " |")
         lines.append("")
     print("\n".join(lines))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(
-            {"seed": args.seed, "train_per_class": args.train_per_class, "results": results},
-            indent=1))
-        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return 0
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".json").write_text(json.dumps(
+            {"seed": seed, "train_per_class": train_per_class, "results": results}, indent=1))
+        path.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ scored on the 10,000 test images: squared error per image, pixels in [0, 1], div
 PCA-30's (fitted on the 60,000 training images).
 
     python benchmarks/time_budget.py --budgets 30,60,120,300,600 [--threads 2]
+    python benchmarks/time_budget.py --from-json A.json,B.json --plot docs/images/time-budget.png
 """
 
 from __future__ import annotations
@@ -125,7 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None, help="a PNG of error against budget")
+    parser.add_argument("--from-json", default=None, help="comma-separated --json files of "
+                        "earlier runs: print their rows together and plot them (no training)")
     args = parser.parse_args(argv)
+    if args.from_json:
+        rows = sorted((row for path in args.from_json.split(",")
+                       for row in json.loads(Path(path).read_text())),
+                      key=lambda row: row["budget"])
+        print_rows(rows)
+        if args.plot:
+            plot(rows, args.plot)
+        return 0
     budgets = [float(b) for b in args.budgets.split(",")]
     import torch
     from sklearn.decomposition import PCA
@@ -137,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     pca_sse = sse(x_test, pca.inverse_transform(pca.transform(x_test)))
     print(f"Fashion-MNIST, latent {LATENT}; PCA-30 test error {pca_sse:.3f}; test error / "
           "PCA-30's (training seconds)", flush=True)
-    print("| budget s | aekit --time-budget | plain PyTorch | scikit-learn MLPRegressor |")
-    print("|---:|---:|---:|---:|", flush=True)
+    print_rows([])
     rows = []
     for budget in budgets:
         a = run_aekit(budget, args.threads)
@@ -147,28 +157,43 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"budget": budget, "aekit": a[0] / pca_sse, "aekit_seconds": a[1],
                      "torch": t[0] / pca_sse, "torch_seconds": t[1],
                      "sklearn": s[0] / pca_sse, "sklearn_seconds": s[1]})
-        print(f"| {budget:g} | {a[0] / pca_sse:.3f}x ({a[1]:.0f}) | {t[0] / pca_sse:.3f}x "
-              f"({t[1]:.0f}) | {s[0] / pca_sse:.3f}x ({s[1]:.0f}) |", flush=True)
+        print_rows(rows[-1:], header=False)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for key, label in (("aekit", "aekit --time-budget"), ("torch", "plain PyTorch"),
-                           ("sklearn", "scikit-learn MLPRegressor")):
-            ax.plot([r["budget"] for r in rows], [r[key] for r in rows], marker="o",
-                    label=label)
-        ax.axhline(1.0, color="gray", lw=0.8, ls="--")
-        ax.set(xscale="log", xlabel="training budget (s)", ylabel="test error / PCA-30's",
-               title="Fashion-MNIST, latent 30")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=90)
+        plot(rows, args.plot)
     return 0
+
+
+def print_rows(rows: list[dict], header: bool = True) -> None:
+    """The markdown table (its header, then one line per budget)."""
+    if header:
+        print("| budget s | aekit --time-budget | plain PyTorch | scikit-learn MLPRegressor |")
+        print("|---:|---:|---:|---:|", flush=True)
+    for r in rows:
+        print(f"| {r['budget']:g} | {r['aekit']:.3f}x ({r['aekit_seconds']:.0f}) | "
+              f"{r['torch']:.3f}x ({r['torch_seconds']:.0f}) | {r['sklearn']:.3f}x "
+              f"({r['sklearn_seconds']:.0f}) |", flush=True)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Test error / PCA-30's against the budget, one line per tool (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for key, label in (("aekit", "aekit --time-budget"), ("torch", "plain PyTorch"),
+                       ("sklearn", "scikit-learn MLPRegressor")):
+        ax.plot([r["budget"] for r in rows], [r[key] for r in rows], marker="o",
+                label=label)
+    ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+    ax.set(xscale="log", xlabel="training budget (s)", ylabel="test error / PCA-30's",
+           title="Fashion-MNIST, latent 30")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
 
 
 if __name__ == "__main__":

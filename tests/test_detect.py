@@ -125,6 +125,8 @@ def test_image_rows_train_the_image_or_conv_model():
     det = _small(epochs=2, image_shape=(8, 8), scaling="auto",
                  config=RunConfig().replace(kind="conv", conv_channels=(4,))).fit(x)
     assert type(det.autoencoder_.model).__name__ == "ConvAutoencoder"
+    assert det.score_kind_ == "combined"  # "auto": plain squared error for images
+    assert _small(epochs=1).fit(x).score_kind_ == "whitened"  # and whitened for tables
     assert det.anomaly_score(x[:5]).shape == (5,)
     with pytest.raises(ValueError, match="image_shape.*64 values"):
         _small(image_shape=(7, 7)).fit(x)

@@ -9,10 +9,13 @@ The score adds three parts, each divided by its median on the training rows so t
 dominates by its units:
 
 - the **reconstruction error**: how far a row lies from what the model can represent (PCA's Q
-  statistic). ``score_kind="whitened"`` (the default) measures the residual vector by its
-  Mahalanobis distance (the residuals' covariance on the training rows, regularised), so a
-  residual in a direction where the training rows never have one counts more than the same
-  error where they often do; ``"combined"`` sums the squared residuals (in the scaled space);
+  statistic). ``score_kind="whitened"`` (the default for tables) measures the residual vector
+  by its Mahalanobis distance (the residuals' covariance on the training rows, regularised),
+  so a residual in a direction where the training rows never have one counts more than the
+  same error where they often do; ``"combined"`` (the default for images) sums the squared
+  residuals (in the scaled space): whitening hundreds of correlated pixels from a few
+  thousand rows amplifies noise (Fashion-MNIST one-class, 4 classes: 0.850 whitened, 0.878
+  plain);
 - the **code distance**: the Mahalanobis distance of the row's code from the training codes
   (PCA's Hotelling T²): how unusual the row is *within* what the model represents;
 - the **neighbour distance** (``n_neighbors``, 10 by default): the squared distance from the
@@ -82,7 +85,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             images: the model is then chosen as for images (and ``config`` may ask for the
             convolutional one, ``kind="conv"``). None: a table.
         score_kind: ``whitened`` (Mahalanobis distance of the residual + code distance),
-            ``combined`` (squared reconstruction error + code distance) or ``reconstruction``.
+            ``combined`` (squared reconstruction error + code distance), ``reconstruction``,
+            or ``auto``: ``combined`` for images (``image_shape`` given), else ``whitened``.
+            The kind used is ``score_kind_``.
         n_neighbors: the neighbour distance's k (see the module), added to ``whitened`` and
             ``combined`` scores; None or 0: no neighbour part.
         trim_fraction: share of the training rows set aside (the highest scores) before a
@@ -105,7 +110,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                  schedule: str | None = None, validation_split: float | str | None = None,
                  pca_init: bool | None = None, scaling: str = "standard",
                  image_shape: Sequence[int] | None = None,
-                 score_kind: str = "whitened", n_neighbors: int | None = 10,
+                 score_kind: str = "auto", n_neighbors: int | None = 10,
                  trim_fraction: float | None = 0.1,
                  refit_share: float | None = 0.5,
                  target_fpr: float = 0.01, random_state: int | None = None,
@@ -141,8 +146,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                                 and 0.0 < c <= 0.5)):
             raise ConfigError(f"`contamination` must be 'auto' or a float in (0, 0.5]. "
                               f"Received: contamination={c!r}")
-        if self.score_kind not in SCORES:
-            raise ConfigError(f"`score_kind` must be one of {', '.join(SCORES)}. "
+        if self.score_kind not in (*SCORES, "auto"):
+            raise ConfigError(f"`score_kind` must be one of auto, {', '.join(SCORES)}. "
                               f"Received: score_kind={self.score_kind!r}")
         k = self.n_neighbors
         if k is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool)
@@ -201,6 +206,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         # trimmed, and the "auto" threshold is read from them (rows no fit has learned from).
         fit_rows, val_rows, _ = split_plan(len(X), 0.0, config.train.validation_split, seed)
         self.reference_codes_ = None  # the neighbour part joins the score after the last fit
+        self.score_kind_ = self.score_kind if self.score_kind != "auto" else (
+            "combined" if self.image_shape is not None else "whitened")
         self.autoencoder_ = self._fit_once(X, fit_rows, val_rows, config)
         self.n_fits_ = 1
         self.trimmed_index_ = np.zeros(0, dtype=np.int64)
@@ -259,7 +266,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         codes = ae.encode(x_train).astype(np.float64)  # (n, latent_dim)
         self.code_mean_, self.code_precision_ = _mean_and_precision(codes)
         self.residual_mean_ = self.residual_precision_ = None
-        if self.score_kind == "whitened":
+        if self.score_kind_ == "whitened":
             x_scaled = ae.scaler.transform(x_train).astype(np.float32)
             residuals = ae.reconstruct_scaled(x_scaled).astype(np.float64) - x_scaled
             self.residual_mean_, self.residual_precision_ = _mean_and_precision(residuals,
@@ -274,7 +281,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         seeded sample of ``MAX_NEIGHBOUR_ROWS`` when there are more) and the distance's
         median on them."""
         self.knn_scale_ = 1.0
-        if self.score_kind == "reconstruction" or not self.n_neighbors or len(x_fit) < 2:
+        if self.score_kind_ == "reconstruction" or not self.n_neighbors or len(x_fit) < 2:
             return
         if len(x_fit) > MAX_NEIGHBOUR_ROWS:
             x_fit = x_fit[np.sort(np.random.default_rng(seed).choice(
@@ -327,7 +334,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
         """The anomaly score of each row of ``X`` (see the module)."""
         recon, dist = self._parts(X)
-        if self.score_kind == "reconstruction":
+        if self.score_kind_ == "reconstruction":
             return recon / self.recon_scale_
         score = recon / self.recon_scale_ + dist / self.code_scale_
         if getattr(self, "reference_codes_", None) is not None and len(X):
@@ -384,7 +391,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         directory = Path(directory)
         self.autoencoder_.save(directory)
         state = {"format": DETECTOR_FORMAT, "contamination": self.contamination,
-                 "score_kind": self.score_kind, "target_fpr": self.target_fpr,
+                 "score_kind": self.score_kind_, "target_fpr": self.target_fpr,
                  "n_neighbors": self.n_neighbors if self.reference_codes_ is not None else None,
                  "knn_scale": self.knn_scale_,
                  "trim_fraction": self.trim_fraction, "n_features_in": int(self.n_features_in_),
@@ -417,6 +424,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                       target_fpr=float(state["target_fpr"]),
                       trim_fraction=state["trim_fraction"],
                       n_neighbors=state.get("n_neighbors"))
+            if state["score_kind"] not in SCORES:
+                raise ValueError(f"score_kind={state['score_kind']!r}")
+            det.score_kind_ = state["score_kind"]
             det.autoencoder_ = ae
             det.n_features_in_ = int(state["n_features_in"])
             det.offset_ = float(state["offset"])

@@ -144,7 +144,7 @@ def _summary(spec: str, detector: Any, scores: np.ndarray, labels: np.ndarray,
             "columns": names, "n_outliers": int(np.sum(labels == -1)),
             "outlier_share": float(np.mean(labels == -1)),
             "contamination": detector.contamination,
-            "score_kind": detector.score_kind, "model": str(model_dir) if model_dir else None,
+            "score_kind": detector.score_kind_, "model": str(model_dir) if model_dir else None,
             "trained": model_dir is None, "n_fits": detector.n_fits_, "seconds": seconds,
             "score_quantiles": {q: float(np.quantile(scores, float(q)))
                                 for q in ("0.5", "0.9", "0.99")},
