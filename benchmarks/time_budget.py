@@ -191,6 +191,9 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.axhline(1.0, color="gray", lw=0.8, ls="--")
     ax.set(xscale="log", xlabel="training budget (s)", ylabel="test error / PCA-30's",
            title="Fashion-MNIST, latent 30")
+    budgets = [r["budget"] for r in rows]
+    ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+    ax.minorticks_off()
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
