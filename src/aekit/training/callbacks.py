@@ -61,7 +61,9 @@ class MetricsWriter(Callback):
     """Appends one JSON object per line to ``metrics.jsonl``: epochs, events, diagnostics.
 
     Each record has a ``type`` (``epoch``, ``event``, or what another callback writes through
-    :meth:`write`). The file is flushed after every epoch so a crash loses at most one epoch.
+    :meth:`write`). The file is line-buffered: each record reaches the file whole when it is
+    written, and a run interrupted in-process (``KeyboardInterrupt`` in a notebook) holds no
+    buffered tail that a later flush could append after a resumed run's records.
     """
 
     def __init__(self, path: str | Path, append: bool = False) -> None:
@@ -71,7 +73,8 @@ class MetricsWriter(Callback):
 
     def on_train_begin(self, trainer: "Trainer") -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a" if self.append else "w", encoding="utf-8")
+        self._file = open(self.path, "a" if self.append else "w", encoding="utf-8",
+                          buffering=1)
 
     def write(self, record: dict[str, Any]) -> None:
         if self._file is not None:
