@@ -271,7 +271,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             residuals = ae.reconstruct_scaled(x_scaled).astype(np.float64) - x_scaled
             self.residual_mean_, self.residual_precision_ = _mean_and_precision(residuals,
                                                                                 1e-3)
-        recon, dist = self._parts(x_train)
+        recon, dist, _ = self._parts(x_train)
         self.recon_scale_ = _positive_median(recon)
         self.code_scale_ = _positive_median(dist)
 
@@ -317,8 +317,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         x_hat = ae.reconstruct_scaled(x_scaled)
         return np.square(x_hat.astype(np.float64) - x_scaled)
 
-    def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(reconstruction error, squared code distance) of each row, raw units."""
+    def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(reconstruction error, squared code distance, code) of each row, raw units (the
+        codes are None for no rows)."""
         if self.residual_precision_ is not None:  # whitened: Mahalanobis of the residual
             ae = self.autoencoder_
             x_scaled = ae.scaler.transform(X).astype(np.float32)
@@ -327,18 +328,18 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         else:
             recon = self._residuals(X).sum(axis=1)
         if len(X) == 0:
-            return recon, recon.copy()
+            return recon, recon.copy(), None
         codes = self.autoencoder_.encode(X).astype(np.float64)
-        return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_)
+        return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_), codes
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
         """The anomaly score of each row of ``X`` (see the module)."""
-        recon, dist = self._parts(X)
+        recon, dist, codes = self._parts(X)
         if self.score_kind_ == "reconstruction":
             return recon / self.recon_scale_
         score = recon / self.recon_scale_ + dist / self.code_scale_
-        if getattr(self, "reference_codes_", None) is not None and len(X):
-            score = score + self._neighbour_part(self.autoencoder_.encode(X)) / self.knn_scale_
+        if self.reference_codes_ is not None and codes is not None:
+            score = score + self._neighbour_part(codes) / self.knn_scale_
         return score
 
     def anomaly_score(self, X: Any) -> np.ndarray:

@@ -66,6 +66,7 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
     if model_dir is not None:
         detector = OutlierDetector.load(model_dir)
         check_n_features(data, detector.n_features_in_, cfg.data.data)
+        scores = detector.anomaly_score(data.x)
     else:
         # images train the image model (or --kind conv) on pixels scaled as `aekit train`
         # scales them; tables are standardized
@@ -75,8 +76,7 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
                                    threads=cfg.train.threads, verbose=cfg.train.progress,
                                    scaling=scaling, config=cfg,
                                    image_shape=data.sample_shape if image else None)
-        detector.fit(data.x)
-    scores = detector.anomaly_score(data.x)
+        scores = detector.fit(data.x).decision_scores_  # fit scored these very rows
     threshold, rule = float(detector.threshold_), _rule(detector.contamination,
                                                          detector.target_fpr)
     if model_dir is not None and contamination != "auto":  # a new share for these rows

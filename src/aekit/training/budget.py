@@ -108,7 +108,7 @@ class TimeBudget(Callback):
         horizon = min(cap, trainer.step + max(0, math.floor(left / max(per_step, 1e-12))))
         if trainer.world > 1:  # rank 0's clock decides for every rank
             horizon = int(distributed.from_main(float(horizon), trainer.flat.data.device))
-        horizon = max(horizon, trainer.step + (0 if not first else 1), 1)
+        horizon = max(horizon, trainer.step + int(first), 1)
         old = trainer.schedule.total_steps
         # shrink at once (never overrun the budget); grow only past the tolerance (the rate
         # then moves little)
