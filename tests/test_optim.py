@@ -68,9 +68,12 @@ def test_decoupled_weight_decay_for_sgd_shrinks_weights_by_lr_times_decay():
 def test_parameters_are_views_of_one_buffer_and_only_weights_are_penalised():
     net = _net(2)
     flat = FlatParams(net)
-    assert flat.data.numel() == sum(p.numel() for p in net.parameters())
+    assert flat.packed_numel == sum(p.numel() for p in net.parameters())
     net[0].weight.data.fill_(3.0)
     assert (flat.data[: 20] == 3.0).all()
+    for p in net.parameters():  # every parameter starts on a cache line, its grad too
+        assert p.data.data_ptr() % FlatParams.ALIGN_BYTES == 0
+        assert p.grad.data_ptr() % FlatParams.ALIGN_BYTES == 0
     views = flat.views(flat.weight_mask)
     assert views["0.weight"].eq(1).all() and views["0.bias"].eq(0).all()
 
@@ -84,10 +87,36 @@ def test_state_tensors_round_trip():
     opt.step(0.01)
     state = {k: v.clone() for k, v in opt.state_tensors().items()}
     assert set(state) == {"exp_avg", "exp_avg_sq", "step"} and float(state["step"]) == 1
+    assert state["exp_avg"].numel() == flat.packed_numel < flat.data.numel()  # gaps dropped
     other = FlatOptimizer(FlatParams(_net(3)), OptimConfig(optimizer="adam"))
     other.load_state_tensors(state)
     for k, v in other.state_tensors().items():
         torch.testing.assert_close(v, state[k])
+    with pytest.raises(ValueError, match="packed buffer has 3 values"):
+        other.load_state_tensors({**state, "exp_avg": torch.zeros(3)})
+
+
+def test_gaps_between_parameters_stay_zero_through_training():
+    net = _net(5)
+    flat = FlatParams(net)
+    gaps = torch.ones_like(flat.data, dtype=torch.bool)
+    for _, a, b in flat.names:
+        gaps[a:b] = False
+    assert gaps.any()  # the test net's shapes leave gaps
+    opt = FlatOptimizer(flat, OptimConfig(optimizer="adamw", weight_decay=0.1))
+    for step in range(3):
+        flat.zero_grad()
+        _loss(net, step).backward()
+        opt.step(0.05)
+    for buf in (flat.data, flat.grad, flat.weight_mask, opt.adam_state["exp_avg"],
+                opt.adam_state["exp_avg_sq"]):
+        assert not buf[gaps].any()
+    packed = flat.pack(flat.data)
+    torch.testing.assert_close(packed, torch.cat([p.detach().reshape(-1)
+                                                  for p in net.parameters()]))
+    restored = torch.full_like(flat.data, 7.0)
+    flat.unpack_into(packed, restored)
+    torch.testing.assert_close(restored, flat.data)
 
 
 def _adamw_runs(step_fn, cfg: OptimConfig, lr: float = 0.05) -> torch.Tensor:

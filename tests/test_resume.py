@@ -203,7 +203,8 @@ class _Worsen(Callback):
     """Pushes every weight up after each step: no epoch beats the starting weights."""
 
     def on_step_end(self, trainer, step: int, loss: float) -> None:
-        trainer.flat.data.add_(0.05)
+        for p in trainer.model.parameters():
+            p.data.add_(0.05)
 
 
 def _fit_trainer(folder: Path, cfg: RunConfig, data: dict, callbacks=(), resume: bool = False):

@@ -17,32 +17,45 @@ from aekit.config import OptimConfig
 class FlatParams:
     """A model's parameters and gradients as views of two contiguous buffers.
 
+    Every parameter starts on a 64-byte boundary (a cache line), with zeros in the few slots
+    between: matrix-multiply kernels read and write misaligned operands markedly slower (the
+    weight gradients of a 784-1000-500-250 model took 25-30% longer written at the offsets a
+    packed layout gives). The gaps stay zero in values, gradients and optimizer state, so sums
+    and norms over a buffer are those of the parameters; what is saved is the packed layout
+    (:meth:`pack`), the same whatever the alignment.
+
     Attributes:
         data: all parameter values, one 1-D tensor.
         grad: all gradients, same layout; zeroed by :meth:`zero_grad`.
-        weight_mask: 1.0 on weight-matrix entries, 0.0 on biases and norm parameters (the L1/L2
-            penalties apply to weights only, as Keras' kernel regularizers do).
+        weight_mask: 1.0 on weight-matrix entries, 0.0 on biases, norm parameters and gaps (the
+            L1/L2 penalties apply to weights only, as Keras' kernel regularizers do).
         names: parameter names in buffer order, with their (start, stop) offsets.
+        packed_numel: the number of parameter values (the buffer without its gaps).
     """
+
+    ALIGN_BYTES = 64
 
     def __init__(self, model: nn.Module) -> None:
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        total = sum(p.numel() for _, p in params)
         first = params[0][1]
-        self.data = torch.empty(total, dtype=first.dtype, device=first.device)
-        self.grad = torch.zeros_like(self.data)
-        self.weight_mask = torch.zeros_like(self.data)
+        align = max(1, self.ALIGN_BYTES // first.element_size())
         self.names: list[tuple[str, int, int]] = []
         offset = 0
         for name, p in params:
-            n = p.numel()
-            self.data[offset:offset + n].copy_(p.data.reshape(-1))
-            p.data = self.data[offset:offset + n].view_as(p)
-            p.grad = self.grad[offset:offset + n].view_as(p)
+            offset = -(-offset // align) * align
+            self.names.append((name, offset, offset + p.numel()))
+            offset += p.numel()
+        self.data = torch.zeros(offset, dtype=first.dtype, device=first.device)
+        self.grad = torch.zeros_like(self.data)
+        self.weight_mask = torch.zeros_like(self.data)
+        for (name, a, b), (_, p) in zip(self.names, params):
+            self.data[a:b].copy_(p.data.reshape(-1))
+            p.data = self.data[a:b].view_as(p)
+            p.grad = self.grad[a:b].view_as(p)
             if p.dim() >= 2:
-                self.weight_mask[offset:offset + n] = 1.0
-            self.names.append((name, offset, offset + n))
-            offset += n
+                self.weight_mask[a:b] = 1.0
+        self.packed_numel = sum(b - a for _, a, b in self.names)
+        self._dense = self.packed_numel == offset
         self.param = nn.Parameter(self.data)
         self.param.grad = self.grad
         self.has_penalty_mask = bool(self.weight_mask.any())
@@ -53,6 +66,31 @@ class FlatParams:
     def views(self, tensor: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-parameter slices of a buffer with this layout (flat, 1-D)."""
         return {name: tensor[a:b] for name, a, b in self.names}
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A new 1-D tensor of the parameter slots of ``tensor`` (this layout), gaps dropped."""
+        if self._dense:
+            return tensor.clone()
+        return torch.cat([tensor[a:b] for _, a, b in self.names])
+
+    def unpack_into(self, packed: torch.Tensor, tensor: torch.Tensor) -> None:
+        """Write what :meth:`pack` returned back into ``tensor`` (this layout); gaps get 0.
+
+        Raises:
+            ValueError: ``packed`` does not hold :attr:`packed_numel` values.
+        """
+        packed = packed.reshape(-1)
+        if packed.numel() != self.packed_numel:
+            raise ValueError(f"packed buffer has {packed.numel()} values, the parameters "
+                             f"{self.packed_numel}")
+        if self._dense:
+            tensor.copy_(packed)
+            return
+        tensor.zero_()
+        start = 0
+        for _, a, b in self.names:
+            tensor[a:b].copy_(packed[start:start + b - a])
+            start += b - a
 
 
 class FlatOptimizer:
@@ -110,18 +148,24 @@ class FlatOptimizer:
             _adamw_reference(self.flat.data, self.flat.grad, state, lr, cfg, self.weight_decay)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Optimizer state as named tensors (for checkpoints)."""
+        """Optimizer state as named tensors (for checkpoints): new tensors, the per-parameter
+        buffers in the packed layout (:meth:`FlatParams.pack`)."""
         if self.momentum_buf is not None:
-            return {"momentum": self.momentum_buf}
-        return dict(self.adam_state or {})
+            return {"momentum": self.flat.pack(self.momentum_buf)}
+        if self.adam_state is None:
+            return {}
+        return {"exp_avg": self.flat.pack(self.adam_state["exp_avg"]),
+                "exp_avg_sq": self.flat.pack(self.adam_state["exp_avg_sq"]),
+                "step": self.adam_state["step"].clone()}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Restore what :meth:`state_tensors` returned."""
         if self.momentum_buf is not None and "momentum" in tensors:
-            self.momentum_buf.copy_(tensors["momentum"])
+            self.flat.unpack_into(tensors["momentum"], self.momentum_buf)
         if self.adam_state is not None and "exp_avg" in tensors:
-            for key in ("exp_avg", "exp_avg_sq", "step"):
-                self.adam_state[key].copy_(tensors[key].reshape(self.adam_state[key].shape))
+            for key in ("exp_avg", "exp_avg_sq"):
+                self.flat.unpack_into(tensors[key], self.adam_state[key])
+            self.adam_state["step"].copy_(tensors["step"].reshape(()))
 
 
 def _adamw_reference(data: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],

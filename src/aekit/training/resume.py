@@ -175,11 +175,11 @@ class Resumable:
             raise FormatError(f"{state.path}: unexpected optimizer state "
                               f"{sorted(present_optim - expected_optim)}")
         if not expected_optim and present_optim:  # Adam state appears after its first step
-            flat = self.flat.data
+            packed = torch.Size([self.flat.packed_numel])
             for key in present_optim:
-                if tensors[key].shape not in (flat.shape, torch.Size([])):
+                if tensors[key].shape not in (packed, torch.Size([])):
                     raise FormatError(f"{state.path}: optimizer state {key} has shape "
-                                      f"{tuple(tensors[key].shape)}, expected {tuple(flat.shape)}")
+                                      f"{tuple(tensors[key].shape)}, expected {tuple(packed)}")
         self.restore({k: v.to(self.flat.data.device) for k, v in tensors.items()
                       if k.startswith(("model.", "optim."))})
         for key, setter, ref in (("rng.epoch_generator", self.generator.set_state,
