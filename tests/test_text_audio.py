@@ -71,6 +71,9 @@ def test_text_csv_column_hashing(tmp_path: Path) -> None:
     # hashing is stateless: the same text maps to the same vector in another load
     again = load(f"text:{path}:review?vectorizer=hashing&max_features=64")
     np.testing.assert_array_equal(ds.x, again.x)
+    by_position = load(f"text:{path}:1?vectorizer=hashing&max_features=64")  # 0-based
+    np.testing.assert_array_equal(by_position.x, ds.x)
+    assert by_position.labels.tolist() == [1, 0, 0]
 
 
 def test_text_errors_echo_the_input(tmp_path: Path) -> None:
@@ -88,6 +91,9 @@ def test_text_errors_echo_the_input(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("a,b\nx,y\n")
     with pytest.raises(DataError, match="has no column 'review'; its columns: a, b"):
         load(f"text:{tmp_path / 't.csv'}:review")
+    (tmp_path / "header.csv").write_text("a,review\n")
+    with pytest.raises(DataError, match="has no data rows after the header"):
+        load(f"text:{tmp_path / 'header.csv'}:review")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no .txt files"):
         load(f"text:{tmp_path / 'empty'}")

@@ -409,3 +409,31 @@ def test_batch_schedule_grows_the_batch_where_step_decay_would_cut_the_rate():
     assert [e["batch_size"] for e in history.epochs] == [5, 10, 20]
     assert [e["step"] for e in history.epochs] == [7, 11, 13]  # 7 + 4 + 2 steps of 32 rows
     assert trainer.step == 13
+
+
+def test_an_interrupted_writer_leaves_nothing_to_flush_into_a_resumed_file(tmp_path):
+    """A run interrupted in-process keeps its metrics writer open (the traceback holds it);
+    a resume cuts the file back and appends. Whatever happens to the old writer later (its
+    collection flushes and closes it), every line of the file stays one whole record."""
+    import gc
+    import json
+    import os
+
+    from aekit.training.callbacks import MetricsWriter
+
+    path = tmp_path / "metrics.jsonl"
+    old = MetricsWriter(path)
+    old.on_train_begin(None)
+    old.write({"type": "epoch", "epoch": 1})
+    kept = path.stat().st_size  # what a checkpoint records
+    for step in range(3):  # written after the checkpoint, then the crash
+        old.write({"type": "diagnostics", "step": step, "layers": {"a": list(range(20))}})
+    os.truncate(path, kept)  # the resume
+    new = MetricsWriter(path, append=True)
+    new.on_train_begin(None)
+    new.write({"type": "diagnostics", "step": 0})
+    new.on_train_end(None, {})
+    del old
+    gc.collect()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records == [{"type": "epoch", "epoch": 1}, {"type": "diagnostics", "step": 0}]

@@ -20,6 +20,16 @@ MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_TENSOR_FILE_BYTES = 8 * 1024**3
 
 
+def is_number(value: Any) -> bool:
+    """True for a number as ``json.loads`` returns one (int or float; not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_int(value: Any) -> bool:
+    """True for an integer as ``json.loads`` returns one (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, flushed and renamed into place.
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
+from aekit.apps.explain import feature_names
 from aekit.detect_report import write_detect_report
 from aekit.errors import DataError
 from aekit.serialization import write_json
@@ -85,8 +86,7 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
     labels = np.where(scores > threshold, -1, 1)
     shares = detector.feature_errors(data.x)
     seconds = time.perf_counter() - start
-    names = (list(data.feature_names) if data.feature_names is not None
-             else [f"f{i}" for i in range(data.n_features)])
+    names = feature_names(data)  # a header's names, pixel[r,c] for images, else f0, f1...
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if model_dir is None:

@@ -80,7 +80,7 @@ def read_labels(spec: str, what: str = "--labels") -> tuple[np.ndarray, tuple[st
     elif suffix == ".npz":
         values = _npz_labels(file, key or None, spec, what)
     elif suffix in (".csv", ".txt") and key:
-        values = _csv_column(file, key, spec, what)
+        values = csv_columns(file, [key], spec, what)[key]
     else:
         raise DataError(f"{what} {spec!r}: not a label spec. Allowed: {', '.join(SPEC_FORMS)}"
                         + (" (a CSV file needs its column: FILE.csv:COLUMN)"
@@ -176,7 +176,15 @@ def _npz_labels(file: Path, key: str | None, spec: str, what: str) -> np.ndarray
         raise DataError(f"{what} {spec!r}: cannot read {file} as .npz ({exc})") from exc
 
 
-def _csv_column(file: Path, column: str, spec: str, what: str) -> np.ndarray:
+def csv_columns(file: Path, columns: list[str], spec: str, what: str,
+                optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The values of ``columns`` of a CSV file, read once: each named by its header or by its
+    0-based position (a header of numbers is then data), as arrays of strings; a column of
+    ``optional`` the file lacks is left out.
+
+    Raises:
+        DataError: unreadable, empty, a missing column (listing the file's), a short row.
+    """
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
@@ -185,16 +193,23 @@ def _csv_column(file: Path, column: str, spec: str, what: str) -> np.ndarray:
     if not rows:
         raise DataError(f"{what} {spec!r}: {file} is empty")
     header = rows[0]
-    if column in header:
-        index, body = header.index(column), rows[1:]
-    elif column.isdigit() and int(column) < len(header):
-        index = int(column)
-        body = rows[1:] if not all(parses_as_float(c) for c in header) else rows
-    else:
-        raise DataError(f"{what} {spec!r}: {file} has no column {column!r}; its columns: "
-                        f"{', '.join(header)} (or a 0-based position)")
-    short = [i for i, row in enumerate(body) if len(row) <= index]
-    if short:
-        raise DataError(f"{what} {spec!r}: row {short[0] + 1} of {file} has no column "
-                        f"{column!r}")
-    return np.asarray([row[index] for row in body])
+    out: dict[str, np.ndarray] = {}
+    for column in columns:
+        if column in header:
+            index, body = header.index(column), rows[1:]
+        elif column.isdigit() and int(column) < len(header):
+            index = int(column)
+            body = rows[1:] if not all(parses_as_float(c) for c in header) else rows
+        elif column in optional:
+            continue
+        else:
+            raise DataError(f"{what} {spec!r}: {file} has no column {column!r}; its columns: "
+                            f"{', '.join(header)} (or a 0-based position)")
+        if not body:
+            raise DataError(f"{what} {spec!r}: {file} has no data rows after the header")
+        short = [i for i, row in enumerate(body) if len(row) <= index]
+        if short:
+            raise DataError(f"{what} {spec!r}: row {short[0] + 1} of {file} has no column "
+                            f"{column!r}")
+        out[column] = np.asarray([row[index] for row in body])
+    return out

@@ -15,13 +15,13 @@ Rows are L2-normalized non-negative vectors, so the data is tabular and already 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import numpy as np
 
 from aekit.data.dataset import Dataset
+from aekit.data.labels import csv_columns
 from aekit.data.validate import validate_array
 from aekit.errors import DataError, DataNotFoundError
 
@@ -87,23 +87,16 @@ def read_text_folder(folder: Path, spec: str) -> tuple[list[str], np.ndarray | N
 
 
 def read_csv_column(path: Path, column: str, spec: str) -> tuple[list[str], np.ndarray | None]:
-    """The values of ``column`` of a CSV file with a header, and its ``label`` column if any."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read as CSV ({exc})") from exc
-    if not rows:
-        raise DataError(f"{path}: no data rows after the header")
-    if column not in rows[0]:
-        raise DataError(f"--data {spec!r}: {path} has no column {column!r}; its columns: "
-                        f"{', '.join(map(str, rows[0]))}")
-    texts = [row[column] or "" for row in rows]
+    """The values of ``column`` of a CSV file (by header name or 0-based position), and its
+    ``label`` column if it has one of integers."""
+    extra = ["label"] if column != "label" else []
+    values = csv_columns(path, [column, *extra], spec, "--data", optional=("label",))
+    texts = [str(v) for v in values[column]]
     labels = None
-    if "label" in rows[0] and column != "label":
+    if "label" in extra and "label" in values:
         try:
-            labels = np.asarray([int(row["label"]) for row in rows], dtype=np.int64)
-        except (TypeError, ValueError):
+            labels = np.asarray([int(v) for v in values["label"]], dtype=np.int64)
+        except ValueError:
             labels = None  # a non-integer label column is just text
     return texts, labels
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aekit.errors import ConfigError, FormatError
-from aekit.serialization import MAX_JSON_BYTES, load_tensors
+from aekit.serialization import MAX_JSON_BYTES, is_int, is_number, load_tensors
 from aekit.training.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -266,32 +266,24 @@ def _validate_meta(path: Path, meta: Any) -> None:
     if not isinstance(history.get("epochs"), list) or not isinstance(history.get("events"), list):
         raise FormatError(f"{path}: checkpoint history must hold `epochs` and `events` lists")
     initial = history.get("initial_val_loss")
-    if not (initial is None or _is_number(initial)):
+    if not (initial is None or is_number(initial)):
         raise FormatError(f"{path}: checkpoint history.initial_val_loss must be a number or "
                           f"null. Received: {initial!r:.80}")
-    if not all(isinstance(e, dict) and _is_int(e.get("epoch")) and _is_int(e.get("step"))
+    if not all(isinstance(e, dict) and is_int(e.get("epoch")) and is_int(e.get("step"))
                for e in history["epochs"]) or not all(isinstance(e, dict)
                                                       for e in history["events"]):
         raise FormatError(f"{path}: checkpoint history entries must be objects with integer "
                           "`epoch` and `step`")
     stopping = meta["early_stopping"]
     best = stopping.get("best_val")
-    if not (best is None or _is_number(best)) or not _is_int(stopping.get("bad_epochs", 0)) \
-            or not _is_int(stopping.get("best_epoch", 0)) \
+    if not (best is None or is_number(best)) or not is_int(stopping.get("bad_epochs", 0)) \
+            or not is_int(stopping.get("best_epoch", 0)) \
             or not isinstance(meta.get("callbacks", {}), dict):
         raise FormatError(f"{path}: checkpoint early_stopping or callbacks state is malformed")
     totals = meta["epoch_totals"]
     for key in ("loss_sum", "loss_count", "samples"):
-        if not _is_number(totals.get(key)):
+        if not is_number(totals.get(key)):
             raise FormatError(f"{path}: checkpoint epoch_totals.{key} must be a number")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load_checkpoint(path: str | Path) -> TrainingState:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aekit.errors import TrainingError
+from aekit.serialization import is_number
 from aekit.training.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -185,8 +186,8 @@ class Doctor(Callback):
             raise ValueError(f"counters must be integers >= 0, got {ints}")
         ema, best = state["ema"], state["best_ema"]
         losses = state["epoch_losses"]
-        if not (ema is None or _is_number(ema)) or not _is_number(best) \
-                or not isinstance(losses, list) or not all(map(_is_number, losses)):
+        if not (ema is None or is_number(ema)) or not is_number(best) \
+                or not isinstance(losses, list) or not all(map(is_number, losses)):
             raise ValueError("ema, best_ema and epoch_losses must be numbers")
         self.rollbacks, self.restarts = ints["rollbacks"], ints["restarts"]
         self._good_step, self._steps_since_reset = ints["good_step"], ints["steps_since_reset"]
@@ -212,10 +213,6 @@ class Doctor(Callback):
         before = min(losses[:-self.plateau_epochs])
         recent = min(losses[-self.plateau_epochs:])
         return (before - recent) < PLATEAU_REL_IMPROVEMENT * abs(before)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def default_callbacks(train_cfg: Any, probe: torch.Tensor | None,

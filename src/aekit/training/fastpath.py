@@ -160,8 +160,8 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
         else:
             loss = float(torch.dot((diff * diff).sum(1), w.view(-1))) / n
         d = diff.mul_(2.0 / n)
-        if sigmoid_out:
-            d.mul_(y * (1.0 - y))
+        if sigmoid_out:  # sigmoid' = y - y * y, one pass
+            d.mul_(torch.addcmul(y, y, y, value=-1.0))
     if w is not None:
         d.mul_(w)
     l1_codes = model.l1_codes
@@ -190,8 +190,8 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
                 d.add_(d_z_linear)
             if l1_codes:
                 d.add_(torch.sign(z), alpha=l1_codes / z.shape[0])
-        if prev_act == "relu":  # one fused kernel instead of a mask and a multiply
-            d = torch.ops.aten.threshold_backward(d, saved[i - 1][0], 0.0)
+        if prev_act == "relu":  # one fused kernel instead of a mask and a multiply, in place
+            torch.ops.aten.threshold_backward.grad_input(d, saved[i - 1][0], 0.0, grad_input=d)
         elif prev_act not in (None, "output"):
             h_prev, pre_prev = saved[i - 1]
             d.mul_(_derivative(prev_act, h_prev, pre_prev))

@@ -13,6 +13,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
+from aekit.serialization import is_number
+
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 VANISHING_RATIO = 1e-2  # a layer's ||g||/||W|| below 1/100 of the strongest layer's
 VANISHING_CRITICAL_RATIO = 1e-4
@@ -315,10 +317,6 @@ def detect_non_finite(epochs: list, diags: list, events: list) -> Finding | None
         {"skipped_steps": skipped, "rollbacks": len(rollbacks)})
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def saved_val_loss(epochs: list, events: list) -> tuple[float | None, int | None]:
     """The validation loss of the weights a run ended with, and the epoch they are from.
 
@@ -331,15 +329,15 @@ def saved_val_loss(epochs: list, events: list) -> tuple[float | None, int | None
         event = restored[-1]
         best_epoch = event.get("best_epoch")
         value = event.get("best_val_loss")
-        if not _is_number(value):  # records written before the event carried the loss
+        if not is_number(value):  # records written before the event carried the loss
             if best_epoch == 0:
                 value = epochs[0].get("initial_val_loss") if epochs else None
             else:
                 value = next((e.get("val_loss") for e in epochs
                               if e.get("epoch") == best_epoch), None)
-        if _is_number(value):
-            return float(value), best_epoch if _is_number(best_epoch) else None
-    if epochs and _is_number(epochs[-1].get("val_loss")):
+        if is_number(value):
+            return float(value), best_epoch if is_number(best_epoch) else None
+    if epochs and is_number(epochs[-1].get("val_loss")):
         return float(epochs[-1]["val_loss"]), epochs[-1].get("epoch")
     return None, None
 
@@ -352,7 +350,7 @@ def detect_worse_than_pca(epochs: list, diags: list, events: list) -> Finding | 
     :func:`saved_val_loss`) is above it by more than ``PCA_TOLERANCE``.
     """
     baselines = [e for e in events if e.get("kind") == "pca_baseline"
-                 and _is_number(e.get("val_mse")) and math.isfinite(e["val_mse"])]
+                 and is_number(e.get("val_mse")) and math.isfinite(e["val_mse"])]
     if not baselines:
         return None
     pca = float(baselines[-1]["val_mse"])

@@ -21,6 +21,7 @@ from typing import Any
 
 from aekit.config import SCHEDULES, ScheduleConfig
 from aekit.errors import ConfigError, FormatError
+from aekit.serialization import is_number
 
 # ReduceLROnPlateau's default: a loss improves when it is below best * (1 - 1e-4).
 PLATEAU_REL_THRESHOLD = 1e-4
@@ -333,7 +334,7 @@ class Schedule:
                               f"{', '.join(sorted(expected))}. Received: {keys}")
         scale, offset = state["scale"], state["restart_offset"]
         best, bad = state["best_val_loss"], state["bad_epochs"]
-        if not _is_number(scale) or not math.isfinite(scale) or scale <= 0:
+        if not is_number(scale) or not math.isfinite(scale) or scale <= 0:
             raise FormatError(f"Schedule state `scale` must be a finite number > 0. "
                               f"Received: scale={scale!r}")
         for name, value in (("restart_offset", offset), ("bad_epochs", bad)):
@@ -343,17 +344,13 @@ class Schedule:
         if offset >= self.total_steps:
             raise FormatError(f"Schedule state `restart_offset` must be smaller than "
                               f"total_steps={self.total_steps}. Received: restart_offset={offset}")
-        if best is not None and not _is_number(best):
+        if best is not None and not is_number(best):
             raise FormatError(f"Schedule state `best_val_loss` must be a number or null. "
                               f"Received: best_val_loss={best!r}")
         self.scale = float(scale)
         self.restart_offset = offset
         self.best_val_loss = None if best is None else float(best)
         self.bad_epochs = bad
-
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float))
 
 
 def _without_warmup(cfg: ScheduleConfig) -> ScheduleConfig:
