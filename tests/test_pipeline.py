@@ -72,6 +72,23 @@ def test_data_defaults(n_features, kind, latent, hidden):
     assert cfg.train.batch_size == 32  # auto_batch_size(1000)
 
 
+def test_a_long_time_budget_on_images_trains_the_deeper_model_with_weight_decay():
+    """5 ms of budget per training row or more: 1000,500,250 with weight decay 0.5 for Adam;
+    less, or a table, or what the user set, and the defaults stay."""
+    def chosen(budget, data_kind="image", n_features=784, **options):
+        cfg = data_defaults(RunConfig().replace(time_budget=budget, **options), 54_000,
+                            n_features, data_kind)
+        return cfg.model.hidden, cfg.optim.weight_decay
+
+    assert chosen(270) == chosen(600) == ((1000, 500, 250), 0.5)
+    assert chosen(269) == chosen(None) == ((512, 256, 128), None)
+    assert chosen(600, "tabular", 30) == ((64,), None)
+    assert chosen(600, weight_decay=0.1) == ((1000, 500, 250), 0.1)
+    assert chosen(600, optimizer="sgd") == ((1000, 500, 250), None)
+    assert chosen(600, hidden=(64,)) == ((64,), None)
+    assert chosen(600, kind="conv")[1] is None
+
+
 def test_data_defaults_keep_what_the_user_set():
     cfg = data_defaults(RunConfig().replace(latent_dim=3, hidden=(7,), batch_size=5), 100, 9,
                         "tabular")
