@@ -89,11 +89,10 @@ def read_text_folder(folder: Path, spec: str) -> tuple[list[str], np.ndarray | N
 def read_csv_column(path: Path, column: str, spec: str) -> tuple[list[str], np.ndarray | None]:
     """The values of ``column`` of a CSV file (by header name or 0-based position), and its
     ``label`` column if it has one of integers."""
-    extra = ["label"] if column != "label" else []
-    values = csv_columns(path, [column, *extra], spec, "--data", optional=("label",))
+    values = csv_columns(path, [column, "label"], spec, "--data", optional=("label",))
     texts = [str(v) for v in values[column]]
     labels = None
-    if "label" in extra and "label" in values:
+    if column != "label" and "label" in values:
         try:
             labels = np.asarray([int(v) for v in values["label"]], dtype=np.int64)
         except ValueError:

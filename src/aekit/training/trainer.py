@@ -217,7 +217,7 @@ class Trainer(Resumable):
     def snapshot(self) -> dict[str, torch.Tensor]:
         """A copy of the weights, buffers (batch-norm statistics) and optimizer state."""
         state = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
-        state.update({f"optim.{k}": v.detach().clone()
+        state.update({f"optim.{k}": v  # state_tensors returns new tensors: no second copy
                       for k, v in self.optimizer.state_tensors().items()})
         return state
 
