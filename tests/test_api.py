@@ -33,6 +33,18 @@ def test_encode_decode_shapes_and_units(tabular):
     assert ae.output_activation == "identity" and ae.scaler.mode == "standard"
 
 
+def test_one_pass_gives_the_codes_and_reconstructions_of_two(tabular):
+    ae = aekit.Autoencoder(latent_dim=2, hidden=(12,), **FAST)
+    ae.fit(tabular)
+    xs = ae.scaler.transform(tabular)
+    codes, recon = ae.encode_and_reconstruct_scaled(xs)
+    np.testing.assert_allclose(codes, ae.encode_scaled(xs), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(recon, ae.reconstruct_scaled(xs), rtol=1e-6, atol=1e-6)
+    assert codes.shape == (200, 2) and recon.shape == xs.shape
+    codes, recon = ae.encode_and_reconstruct_scaled(xs[:0])
+    assert codes.shape == (0, 2) and recon.shape == (0, xs.shape[1])
+
+
 def test_torch_tensors_and_image_stacks_are_accepted():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(40, 6, 5), dtype=np.uint8)

@@ -301,6 +301,24 @@ class Autoencoder:
         t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
         return self._batched(self.model.encode, t)
 
+    def encode_and_reconstruct_scaled(self, x_scaled: np.ndarray
+                                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (n, latent_dim) and reconstructions (shaped as ``x_scaled``) of rows already in
+        the scaled space, from one pass of the model (``encode_scaled`` and
+        ``reconstruct_scaled`` together, each row encoded once)."""
+        model = self._require_fitted()
+        t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
+        latent = model.cfg.latent_dim
+        if len(t) == 0:
+            return np.zeros((0, latent), np.float32), np.zeros(t.shape, np.float32)
+
+        def both(batch: torch.Tensor) -> torch.Tensor:
+            out = model(batch)
+            return torch.cat([out.z.flatten(1), out.x_hat.flatten(1)], dim=1)
+
+        joined = self._batched(both, t).reshape(len(t), -1)
+        return joined[:, :latent], joined[:, latent:].reshape(t.shape)
+
     def reconstruct_scaled(self, x_scaled: np.ndarray) -> np.ndarray:
         """Reconstructions of rows already in the scaled space the model works in."""
         t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)

@@ -263,15 +263,13 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         codes' (and, for ``whitened``, the residuals') mean and inverse covariance, and each
         part's median."""
         self.autoencoder_ = ae
-        codes = ae.encode(x_train).astype(np.float64)  # (n, latent_dim)
+        residuals, codes = self._forward(x_train)
         self.code_mean_, self.code_precision_ = _mean_and_precision(codes)
         self.residual_mean_ = self.residual_precision_ = None
         if self.score_kind_ == "whitened":
-            x_scaled = ae.scaler.transform(x_train).astype(np.float32)
-            residuals = ae.reconstruct_scaled(x_scaled).astype(np.float64) - x_scaled
             self.residual_mean_, self.residual_precision_ = _mean_and_precision(residuals,
                                                                                 1e-3)
-        recon, dist, _ = self._parts(x_train)
+        recon, dist, _ = self._parts(residuals, codes)
         self.recon_scale_ = _positive_median(recon)
         self.code_scale_ = _positive_median(dist)
 
@@ -310,31 +308,33 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         return float(np.percentile(scores, 100.0 * (1.0 - float(self.contamination))))
 
     # -- scoring ------------------------------------------------------------------------------
-    def _residuals(self, X: np.ndarray) -> np.ndarray:
-        """Squared residuals per feature in the scaled space: (n, n_features) float64."""
+    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals (reconstruction minus row, scaled space) and codes of each row, float64,
+        from one pass of the model."""
         ae = self.autoencoder_
         x_scaled = ae.scaler.transform(X).astype(np.float32)
-        x_hat = ae.reconstruct_scaled(x_scaled)
-        return np.square(x_hat.astype(np.float64) - x_scaled)
+        codes, x_hat = ae.encode_and_reconstruct_scaled(x_scaled)
+        return x_hat.astype(np.float64) - x_scaled, codes.astype(np.float64)
 
-    def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(reconstruction error, squared code distance, code) of each row, raw units (the
-        codes are None for no rows)."""
+    def _parts(self, residuals: np.ndarray, codes: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(reconstruction error, squared code distance, code) of each row, raw units, from
+        the rows' residuals and codes (the codes are None for no rows)."""
         if self.residual_precision_ is not None:  # whitened: Mahalanobis of the residual
-            ae = self.autoencoder_
-            x_scaled = ae.scaler.transform(X).astype(np.float32)
-            residuals = ae.reconstruct_scaled(x_scaled).astype(np.float64) - x_scaled
             recon = _mahalanobis(residuals, self.residual_mean_, self.residual_precision_)
         else:
-            recon = self._residuals(X).sum(axis=1)
-        if len(X) == 0:
+            recon = np.square(residuals).sum(axis=1)
+        if len(residuals) == 0:
             return recon, recon.copy(), None
-        codes = self.autoencoder_.encode(X).astype(np.float64)
         return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_), codes
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
         """The anomaly score of each row of ``X`` (see the module)."""
-        recon, dist, codes = self._parts(X)
+        return self._scores_of(*self._forward(X))
+
+    def _scores_of(self, residuals: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """:meth:`_raw_scores` from the rows' residuals and codes."""
+        recon, dist, codes = self._parts(residuals, codes)
         if self.score_kind_ == "reconstruction":
             return recon / self.recon_scale_
         score = recon / self.recon_scale_ + dist / self.code_scale_
@@ -377,12 +377,12 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        residuals = self._residuals(X)
-        total = residuals.sum(axis=1, keepdims=True)
-        n = residuals.shape[1]
-        share = np.divide(residuals, total, out=np.full_like(residuals, 1.0 / n),
-                          where=total > 0)
-        return share * self._raw_scores(X)[:, None]
+        residuals, codes = self._forward(X)
+        squared = np.square(residuals)
+        total = squared.sum(axis=1, keepdims=True)
+        n = squared.shape[1]
+        share = np.divide(squared, total, out=np.full_like(squared, 1.0 / n), where=total > 0)
+        return share * self._scores_of(residuals, codes)[:, None]
 
     # -- files -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

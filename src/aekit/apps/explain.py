@@ -215,8 +215,8 @@ def explain(ae: Autoencoder, x: Any, *, samples: int | None = 2000, steps: int =
         raise ConfigError(f"explain needs at least 2 rows of data; {ds.source} has {n_rows}")
     pick = _sample(n_rows, samples, seed)
     xs = np.ascontiguousarray(ae.scaler.transform(ds.x[pick]), dtype=np.float32)
-    codes = ae.encode_scaled(xs).astype(np.float64)
-    recon = ae.reconstruct_scaled(xs)
+    codes, recon = ae.encode_and_reconstruct_scaled(xs)
+    codes = codes.astype(np.float64)
     names = feature_names(ds, ae.sample_shape, ae.data_kind)
     latent = codes.shape[1]
 
