@@ -5,9 +5,10 @@ scikit-learn's ``MLPRegressor`` given the same wall time, on Fashion-MNIST (late
   --time-budget B`` (the CLI, in a subprocess; its ``summary.json``'s test error and training
   time).
 - **plain PyTorch**: what a PyTorch user writes (``train_speed.py``'s loop): the same widths as
-  aekit's default model (784-512-256-128-30, mirrored, ReLU, sigmoid output), Adam at 1e-3,
-  batch 256, ``DataLoader(shuffle=True)``, trained until the budget is spent (checked after
-  every batch).
+  the model aekit trained for that budget (its ``summary.json``'s ``hidden``: the image default
+  784-512-256-128-30, or 784-1000-500-250-30 where the budget is long enough for aekit's
+  long-budget rule; mirrored, ReLU, sigmoid output), Adam at 1e-3, batch 256,
+  ``DataLoader(shuffle=True)``, trained until the budget is spent (checked after every batch).
 - **scikit-learn**: ``MLPRegressor`` with the same hidden widths (encoder and decoder), Adam,
   batch 256, ``partial_fit`` on shuffled batches until the budget is spent.
 
@@ -48,7 +49,8 @@ def sse(x: np.ndarray, x_hat: np.ndarray) -> float:
     return float(np.square(x_hat.astype(np.float64) - x).sum(axis=1).mean())
 
 
-def run_aekit(budget: float, threads: int | None) -> tuple[float, float]:
+def run_aekit(budget: float, threads: int | None) -> tuple[float, float, tuple[int, ...]]:
+    """aekit's test error, training seconds and the hidden widths it chose."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "aekit", "train", "--data", "fashion-mnist", "--test",
                "fashion-mnist:test", "--latent-dim", str(LATENT), "--time-budget", str(budget),
@@ -59,16 +61,17 @@ def run_aekit(budget: float, threads: int | None) -> tuple[float, float]:
         if proc.returncode != 0:
             raise SystemExit(f"aekit failed:\n{proc.stdout}\n{proc.stderr}")
         s = json.loads((Path(tmp) / "summary.json").read_text())
-    return s["test_sse_per_sample"], s["train_seconds"]
+    return s["test_sse_per_sample"], s["train_seconds"], tuple(s["hidden"])
 
 
-def run_torch(x: np.ndarray, x_test: np.ndarray, budget: float) -> tuple[float, float]:
+def run_torch(x: np.ndarray, x_test: np.ndarray, budget: float,
+              hidden: tuple[int, ...] = HIDDEN) -> tuple[float, float]:
     import torch
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(0)
-    widths = [x.shape[1], *HIDDEN, LATENT, *HIDDEN[::-1], x.shape[1]]
+    widths = [x.shape[1], *hidden, LATENT, *hidden[::-1], x.shape[1]]
     layers: list[nn.Module] = []
     for i in range(len(widths) - 1):
         layers.append(nn.Linear(widths[i], widths[i + 1]))
@@ -96,11 +99,12 @@ def run_torch(x: np.ndarray, x_test: np.ndarray, budget: float) -> tuple[float, 
     return sse(x_test, x_hat), seconds
 
 
-def run_sklearn(x: np.ndarray, x_test: np.ndarray, budget: float) -> tuple[float, float]:
+def run_sklearn(x: np.ndarray, x_test: np.ndarray, budget: float,
+                hidden: tuple[int, ...] = HIDDEN) -> tuple[float, float]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPRegressor
 
-    model = MLPRegressor(hidden_layer_sizes=(*HIDDEN, LATENT, *HIDDEN[::-1]), batch_size=256,
+    model = MLPRegressor(hidden_layer_sizes=(*hidden, LATENT, *hidden[::-1]), batch_size=256,
                          learning_rate_init=1e-3, random_state=0)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
@@ -152,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for budget in budgets:
         a = run_aekit(budget, args.threads)
-        t = run_torch(x, x_test, budget)
-        s = run_sklearn(x, x_test, budget)
-        rows.append({"budget": budget, "aekit": a[0] / pca_sse, "aekit_seconds": a[1],
+        t = run_torch(x, x_test, budget, a[2])
+        s = run_sklearn(x, x_test, budget, a[2])
+        rows.append({"budget": budget, "hidden": list(a[2]), "aekit": a[0] / pca_sse,
+                     "aekit_seconds": a[1],
                      "torch": t[0] / pca_sse, "torch_seconds": t[1],
                      "sklearn": s[0] / pca_sse, "sklearn_seconds": s[1]})
         print_rows(rows[-1:], header=False)
@@ -168,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
 def print_rows(rows: list[dict], header: bool = True) -> None:
     """The markdown table (its header, then one line per budget)."""
     if header:
-        print("| budget s | aekit --time-budget | plain PyTorch | scikit-learn MLPRegressor |")
-        print("|---:|---:|---:|---:|", flush=True)
+        print("| budget s | hidden widths | aekit --time-budget | plain PyTorch | "
+              "scikit-learn MLPRegressor |")
+        print("|---:|---|---:|---:|---:|", flush=True)
     for r in rows:
-        print(f"| {r['budget']:g} | {r['aekit']:.3f}x ({r['aekit_seconds']:.0f}) | "
+        widths = "-".join(str(w) for w in r.get("hidden", HIDDEN))  # older files: the default
+        print(f"| {r['budget']:g} | {widths} | {r['aekit']:.3f}x ({r['aekit_seconds']:.0f}) | "
               f"{r['torch']:.3f}x ({r['torch_seconds']:.0f}) | {r['sklearn']:.3f}x "
               f"({r['sklearn_seconds']:.0f}) |", flush=True)
 

@@ -11,9 +11,10 @@ own speed instead of from a step count:
    reserve for the end (:func:`reserve_seconds`, and one more validation pass: the check
    against PCA, putting back the best weights). The learning-rate schedule (one-cycle by
    default) then spans exactly that horizon, so it anneals as the time runs out.
-3. At every epoch end it plans again from the measured time per step of that epoch
-   (validation included): a horizon that no longer fits shrinks at once, one that grew by
-   more than :data:`REPLAN_TOLERANCE` grows. The run ends at the horizon, mid-epoch if it
+3. At every epoch end it plans again from the measured time per step of the last
+   :data:`PLAN_WINDOW_EPOCHS` epochs (validation included; a window, so that one slow or fast
+   epoch moves the plan little): a horizon that no longer fits shrinks at once, one that grew
+   by more than :data:`REPLAN_TOLERANCE` grows. The run ends at the horizon, mid-epoch if it
    falls there, or at once when the budget is spent.
 
 Early stopping, best weights and the doctor work as in any run (an ``auto`` patience follows
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 
 WARM_STEPS = 3
 PLAN_AFTER_STEPS = 20
-REPLAN_TOLERANCE = 0.05
+REPLAN_TOLERANCE = 0.01
+PLAN_WINDOW_EPOCHS = 3
 VALIDATION_ALLOWANCE = 0.05  # share of an epoch's time guessed for its validation pass
 
 
@@ -55,6 +57,7 @@ class TimeBudget(Callback):
         self._t0 = self._t_warm = 0.0
         self._steps_seen = 0
         self._epoch_start = 0.0
+        self._recent: list[tuple[float, int]] = []  # (seconds, steps) of the last epochs
         self.planned_epochs: int | None = None
         self.horizon = 0  # the planned steps (the schedule's horizon); 0: not planned yet
         self._restored_horizon = 0
@@ -71,6 +74,7 @@ class TimeBudget(Callback):
     def on_train_begin(self, trainer: "Trainer") -> None:
         self._t0 = time.perf_counter()
         self._steps_seen = 0
+        self._recent = []
 
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
         self._epoch_start = time.perf_counter()
@@ -90,9 +94,12 @@ class TimeBudget(Callback):
             trainer.stop_training = True
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
-        per_epoch = time.perf_counter() - self._epoch_start  # this epoch, validation included
-        self._plan(trainer, per_epoch / max(1, trainer.steps_in_epoch(epoch)),
-                   first=self.planned_epochs is None)
+        # this epoch, validation included, with the epochs before it in the window
+        self._recent.append((time.perf_counter() - self._epoch_start,
+                             trainer.steps_in_epoch(epoch)))
+        del self._recent[:-PLAN_WINDOW_EPOCHS]
+        seconds, steps = (sum(part) for part in zip(*self._recent))
+        self._plan(trainer, seconds / max(1, steps), first=self.planned_epochs is None)
         if trainer.step >= trainer.schedule.total_steps:
             trainer.stop_training = True
 
