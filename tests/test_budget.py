@@ -70,3 +70,35 @@ def test_a_budgeted_run_resumes_counting_the_time_spent(tmp_path):
     plans = [e for e in _events(tmp_path / "run") if e["kind"] == "time_budget"]
     assert len(plans) == 2 and plans[0]["spent_before"] == 0  # one plan per session
     assert plans[1]["spent_before"] > 0 and "resumed with" in plans[1]["message"]
+
+
+def test_one_slow_epoch_moves_the_plan_by_its_share_of_the_window(monkeypatch):
+    """The plan follows the step time of the last three epochs: a slow epoch (15 s among 10 s
+    ones) shrinks the horizon by a third of its excess, not all of it (from the last epoch
+    alone the run would lose a third of its steps), and once the window holds normal epochs
+    again the horizon grows back."""
+    from types import SimpleNamespace
+
+    from aekit.training import budget as budget_module
+
+    now = [0.0]
+    monkeypatch.setattr(budget_module, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    trainer = SimpleNamespace(
+        schedule=SimpleNamespace(total_steps=10**6), step=0, steps_per_epoch=100, epochs=1000,
+        world=1, stop_training=False, patience=None, steps_in_epoch=lambda epoch: 100,
+        config=SimpleNamespace(train=SimpleNamespace(early_stopping_patience=None)),
+        log_event=lambda *args, **kwargs: None)
+    budget = TimeBudget(1000.0)
+    budget.on_train_begin(trainer)
+    horizons = []
+    for epoch, seconds in enumerate([10, 10, 10, 15, 10, 10, 10]):
+        budget.on_epoch_begin(trainer, epoch)
+        now[0] += seconds
+        trainer.step += 100
+        budget.on_epoch_end(trainer, epoch, {})
+        horizons.append(trainer.schedule.total_steps)
+    # 980 s to spend (2% reserve) at 0.1 s a step, minus the final validation pass
+    assert abs(horizons[2] - (300 + (980 - 30 - 0.5) / 0.1)) <= 1
+    assert 8_300 < horizons[3] < 8_500  # 35 s for the window's 300 steps; last epoch alone: 6,628
+    assert horizons[4] == horizons[5] == horizons[3]  # within 1%: the rate is left alone
+    assert horizons[6] > 9_700  # the slow epoch has left the window
