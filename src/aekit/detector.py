@@ -23,7 +23,8 @@ dominates by its units:
   The Mahalanobis distance sees one cloud; a row can sit inside it yet far from every other
   row (between clusters, in a sparse pocket). On the 27 ADBench tables
   (``benchmarks/anomaly.py``, 3 seeds) this part lifts the mean ROC-AUC from 0.765 to 0.775
-  (k = 10; 0.775-0.776 for k from 10 to 40); the neighbours are searched among at most ``MAX_NEIGHBOUR_ROWS`` training codes.
+  (k = 10; 0.775-0.776 for k from 10 to 40); the neighbours are searched among at most
+  ``MAX_NEIGHBOUR_ROWS`` training codes.
 
 A model that reconstructs well reconstructs the anomalies too (on ``cardio`` the better
 autoencoder scores worse than PCA's cruder reconstruction); the code distance catches the rows
