@@ -102,3 +102,19 @@ def test_one_slow_epoch_moves_the_plan_by_its_share_of_the_window(monkeypatch):
     assert 8_300 < horizons[3] < 8_500  # 35 s for the window's 300 steps; last epoch alone: 6,628
     assert horizons[4] == horizons[5] == horizons[3]  # within 1%: the rate is left alone
     assert horizons[6] > 9_700  # the slow epoch has left the window
+
+
+def test_a_batch_schedule_under_a_budget_needs_its_step_in_epochs(tmp_path):
+    """The batch grows at each third of the run, which a budgeted run does not know at its
+    start: without --step-size-epochs (or --epochs) it is refused before any training; with
+    it, the batch grows."""
+    cfg = RunConfig().replace(data="digits", latent_dim=8, time_budget=3.0,
+                              batch_schedule="step:2", early_stopping_patience=None, **QUICK)
+    with pytest.raises(ConfigError, match=r"batch_schedule.*--step-size-epochs"):
+        train_run(cfg, tmp_path / "refused")
+    assert not (tmp_path / "refused" / "model.safetensors").exists()
+    train_run(cfg.replace(step_size_epochs=2), tmp_path / "run")
+    epochs = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text()
+              .splitlines() if line.startswith('{"type": "epoch"')]
+    sizes = [e["batch_size"] for e in epochs]
+    assert len(epochs) >= 3 and sizes[2] == 2 * sizes[0]

@@ -368,8 +368,9 @@ class TrainConfig:
     batch_schedule: str | None = _opt(
         "grow the batch instead of (or with) decaying the learning rate: step:FACTOR "
         "multiplies the batch by FACTOR every --step-size-epochs epochs (default: at each "
-        "third of the run, where --schedule step would cut the rate), at most the training "
-        "rows (Smith et al., 'Don't decay the learning rate, increase the batch size')", None)
+        "third of the run, where --schedule step would cut the rate; under --time-budget "
+        "give --step-size-epochs or --epochs), at most the training rows (Smith et al., "
+        "'Don't decay the learning rate, increase the batch size')", None)
     balance: str = _opt("class imbalance (needs labels): none; weights = each row's loss "
                         "weighted by the inverse of its class's frequency; sampler = "
                         "class-balanced batches (rows drawn with replacement, every class "

@@ -411,7 +411,8 @@ class Trainer(Resumable):
         Raises:
             ConfigError: a target of the wrong shape, or a target with out-of-core data; an
                 explicit early-stopping patience or the plateau schedule without ``x_val``
-                (see :func:`check_validation_options`).
+                (see :func:`check_validation_options`); ``batch_schedule`` under
+                ``time_budget`` with neither ``step_size_epochs`` nor ``epochs``.
             TrainingError: every step had a non-finite loss or gradient.
         """
         self._check_targets(x_train, x_val, y_train, y_val)
@@ -419,6 +420,13 @@ class Trainer(Resumable):
         self._row_weight, self._draw_weight = row_weight, draw_weight
         check_validation_options(self.config, 0 if x_val is None else len(x_val))
         train = self.config.train
+        if (train.batch_schedule is not None and train.time_budget is not None
+                and not train.epochs and not self.config.schedule.step_size_epochs):
+            raise ConfigError(
+                "`batch_schedule` grows the batch at each third of the run, and under "
+                "`time_budget` the run's length is not known when it starts (the thirds of "
+                f"the {AUTO_MAX_EPOCHS}-epoch cap would never come). Give step_size_epochs "
+                "(--step-size-epochs N: the epochs between growths) or epochs (--epochs N)")
         n_train = x_train.shape[0]
         batch_size = self._batch_size(n_train)
         self.batch_size = batch_size
