@@ -234,6 +234,11 @@ class Autoencoder:
         check_n_features(ds, model.n_features, ds.source if isinstance(x, Dataset) else source)
         return torch.from_numpy(self.scaler.transform(ds.x)).to(self.device)
 
+    def _on_device(self, values: Any) -> torch.Tensor:
+        """``values`` as a float32 tensor on the model's device (no copy where none is
+        needed)."""
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(self.device)
+
     @torch.inference_mode()
     def _batched(self, fn: Any, t: torch.Tensor) -> np.ndarray:
         self._require_fitted().eval()
@@ -298,7 +303,7 @@ class Autoencoder:
     def encode_scaled(self, x_scaled: np.ndarray) -> np.ndarray:
         """Codes of rows already in the scaled space the model works in."""
         self._require_fitted()
-        t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
+        t = self._on_device(x_scaled)
         return self._batched(self.model.encode, t)
 
     def encode_and_reconstruct_scaled(self, x_scaled: np.ndarray
@@ -307,7 +312,7 @@ class Autoencoder:
         the scaled space, from one pass of the model (``encode_scaled`` and
         ``reconstruct_scaled`` together, each row encoded once)."""
         model = self._require_fitted()
-        t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
+        t = self._on_device(x_scaled)
         latent = model.cfg.latent_dim
         if len(t) == 0:
             return np.zeros((0, latent), np.float32), np.zeros(t.shape, np.float32)
@@ -316,19 +321,19 @@ class Autoencoder:
             out = model(batch)
             return torch.cat([out.z.flatten(1), out.x_hat.flatten(1)], dim=1)
 
-        joined = self._batched(both, t).reshape(len(t), -1)
+        joined = self._batched(both, t)
         return joined[:, :latent], joined[:, latent:].reshape(t.shape)
 
     def reconstruct_scaled(self, x_scaled: np.ndarray) -> np.ndarray:
         """Reconstructions of rows already in the scaled space the model works in."""
-        t = torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)).to(self.device)
+        t = self._on_device(x_scaled)
         return self._batched(lambda b: self.model(b).x_hat, t)
 
     def decode_scaled(self, z: Any) -> np.ndarray:
         """Reconstructions of codes in the scaled space the model works in (no clipping, the
         scaling not undone): (n, n_features)."""
         model = self._require_fitted()
-        t = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(self.device)
+        t = self._on_device(z)
         if t.ndim != 2 or t.shape[1] != model.cfg.latent_dim:
             raise ConfigError(f"codes must have shape (n, {model.cfg.latent_dim}). "
                               f"Received: shape {tuple(t.shape)}")

@@ -270,7 +270,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         if self.score_kind_ == "whitened":
             self.residual_mean_, self.residual_precision_ = _mean_and_precision(residuals,
                                                                                 1e-3)
-        recon, dist, _ = self._parts(residuals, codes)
+        recon, dist = self._parts(residuals, codes)
         self.recon_scale_ = _positive_median(recon)
         self.code_scale_ = _positive_median(dist)
 
@@ -317,17 +317,16 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         codes, x_hat = ae.encode_and_reconstruct_scaled(x_scaled)
         return x_hat.astype(np.float64) - x_scaled, codes.astype(np.float64)
 
-    def _parts(self, residuals: np.ndarray, codes: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(reconstruction error, squared code distance, code) of each row, raw units, from
-        the rows' residuals and codes (the codes are None for no rows)."""
+    def _parts(self, residuals: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(reconstruction error, squared code distance) of each row, raw units, from the
+        rows' residuals and codes."""
         if self.residual_precision_ is not None:  # whitened: Mahalanobis of the residual
             recon = _mahalanobis(residuals, self.residual_mean_, self.residual_precision_)
         else:
             recon = np.square(residuals).sum(axis=1)
         if len(residuals) == 0:
-            return recon, recon.copy(), None
-        return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_), codes
+            return recon, recon.copy()
+        return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_)
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
         """The anomaly score of each row of ``X`` (see the module)."""
@@ -335,11 +334,11 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     def _scores_of(self, residuals: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """:meth:`_raw_scores` from the rows' residuals and codes."""
-        recon, dist, codes = self._parts(residuals, codes)
+        recon, dist = self._parts(residuals, codes)
         if self.score_kind_ == "reconstruction":
             return recon / self.recon_scale_
         score = recon / self.recon_scale_ + dist / self.code_scale_
-        if self.reference_codes_ is not None and codes is not None:
+        if self.reference_codes_ is not None:
             score = score + self._neighbour_part(codes) / self.knn_scale_
         return score
 

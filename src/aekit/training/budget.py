@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aekit.config import auto_patience
@@ -57,7 +58,8 @@ class TimeBudget(Callback):
         self._t0 = self._t_warm = 0.0
         self._steps_seen = 0
         self._epoch_start = 0.0
-        self._recent: list[tuple[float, int]] = []  # (seconds, steps) of the last epochs
+        # (seconds, steps) of the last epochs
+        self._recent: deque[tuple[float, int]] = deque(maxlen=PLAN_WINDOW_EPOCHS)
         self.planned_epochs: int | None = None
         self.horizon = 0  # the planned steps (the schedule's horizon); 0: not planned yet
         self._restored_horizon = 0
@@ -74,7 +76,7 @@ class TimeBudget(Callback):
     def on_train_begin(self, trainer: "Trainer") -> None:
         self._t0 = time.perf_counter()
         self._steps_seen = 0
-        self._recent = []
+        self._recent.clear()
 
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
         self._epoch_start = time.perf_counter()
@@ -97,7 +99,6 @@ class TimeBudget(Callback):
         # this epoch, validation included, with the epochs before it in the window
         self._recent.append((time.perf_counter() - self._epoch_start,
                              trainer.steps_in_epoch(epoch)))
-        del self._recent[:-PLAN_WINDOW_EPOCHS]
         seconds, steps = (sum(part) for part in zip(*self._recent))
         self._plan(trainer, seconds / max(1, steps), first=self.planned_epochs is None)
         if trainer.step >= trainer.schedule.total_steps:
