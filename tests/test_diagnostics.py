@@ -487,3 +487,36 @@ def test_real_healthy_run_has_no_finding(blobs):
 def test_findings_need_a_trained_model():
     with pytest.raises(TrainingError, match="call fit"):
         Autoencoder(**TINY).findings()
+
+
+# -- ended at PCA, early stop at the peak lr -------------------------------------------------
+def _check(kept_model):
+    return {"type": "event", "kind": "pca_check", "step": 100, "kept_model": kept_model,
+            "message": "kept PCA's solution" if not kept_model else "kept the trained model"}
+
+
+def test_ended_at_pca_needs_pca_kept_or_near_and_a_falling_train_loss():
+    falling = _epochs(HEALTHY_LOSSES, [0.1] * 10)  # train loss falls 19% over 3 epochs
+    found = F.detect_ended_at_pca(*F.split_records(falling + [_pca(0.1), _check(False)]))
+    assert found is not None and found.kind == "ended_at_pca"
+    assert found.evidence["kept_pca"] and "--no-pca-init" in found.advice
+    assert "still falling" in found.message
+    # within 2% of PCA without a check event: at PCA too
+    assert F.detect_ended_at_pca(*F.split_records(falling + [_pca(0.0985)])) is not None
+    # clearly better than PCA and kept: nothing to say
+    assert F.detect_ended_at_pca(*F.split_records(falling + [_pca(0.2), _check(True)])) is None
+    # at PCA but the train loss had stopped falling: the model could not do better
+    flat = _epochs([1.0, 0.5, 0.3] + [0.2999] * 7, [0.1] * 10)
+    assert F.detect_ended_at_pca(*F.split_records(flat + [_pca(0.1), _check(False)])) is None
+
+
+def test_early_stop_at_peak_lr_fires_only_before_the_decay():
+    stop = {"type": "event", "kind": "early_stop", "step": 60, "best_epoch": 3,
+            "best_val_loss": 0.3}
+    rising = _epochs(HEALTHY_LOSSES[:6], lr=[0.1, 0.3, 0.6, 0.9, 1.0, 0.95])
+    found = F.detect_early_stop_at_peak_lr(*F.split_records(rising + [stop]))
+    assert found is not None and found.evidence["lr_share_of_peak"] == pytest.approx(0.95)
+    assert "--early-stopping-patience" in found.advice
+    decayed = _epochs(HEALTHY_LOSSES, lr=[0.5, 1.0, 0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02])
+    assert F.detect_early_stop_at_peak_lr(*F.split_records(decayed + [stop])) is None
+    assert F.detect_early_stop_at_peak_lr(*F.split_records(rising)) is None  # no early stop

@@ -361,3 +361,14 @@ def test_bad_restart_and_scale_raise_config_error():
         schedule.restart(TOTAL)
     with pytest.raises(ConfigError, match="factor=0"):
         schedule.scale_lr(0)
+
+
+def test_rising_covers_one_cycles_climb_and_the_warm_up_only():
+    one = Schedule(ScheduleConfig(schedule="one_cycle", pct_start=0.25), 1e-2, 100, 10)
+    assert [one.rising(s) for s in (0, 24, 25, 99)] == [True, True, False, False]
+    assert max(range(100), key=one.lr) in (24, 25)  # the peak is where the climb ends
+    warm = Schedule(ScheduleConfig(schedule="cosine", warmup_steps=10), 1e-2, 100, 10)
+    assert [warm.rising(s) for s in (0, 9, 10)] == [True, True, False]
+    assert not Schedule(ScheduleConfig(schedule="cosine"), 1e-2, 100, 10).rising(0)
+    one.restart(50)  # a warm restart jumps to the peak: nothing climbs
+    assert not one.rising(51)

@@ -224,12 +224,23 @@ def test_initial_weights_are_restored_when_no_epoch_beats_them():
 
 
 def test_early_stopping_counts_from_the_initial_weights():
-    cfg, model, x = _setup(epochs=20, batch_size=8, early_stopping_patience=3)
+    cfg, model, x = _setup(epochs=20, batch_size=8, early_stopping_patience=3,
+                           schedule="constant")
     trainer = Trainer(model, cfg, [_Worsen()])
     history = trainer.fit(x[:24], x[24:])
     assert len(history.epochs) == 3  # three epochs, none better than the start
     event = [e for e in history.events if e["kind"] == "early_stop"][0]
     assert event["best_epoch"] == 0 and "initial weights" in event["message"]
+
+
+def test_early_stopping_waits_for_the_end_of_one_cycles_climb():
+    # 20 epochs of 3 steps, the lr climbing for the first quarter (15 steps): epochs 1-4 end
+    # inside the climb (steps 3-12) and do not count, so patience 3 stops after epoch 4 + 3
+    cfg, model, x = _setup(epochs=20, batch_size=8, early_stopping_patience=3,
+                           schedule="one_cycle", pct_start=0.25)
+    history = Trainer(model, cfg, [_Worsen()]).fit(x[:24], x[24:])
+    assert len(history.epochs) == 7
+    assert [e for e in history.events if e["kind"] == "early_stop"][0]["best_epoch"] == 0
 
 
 def test_a_better_epoch_replaces_the_initial_weights():
@@ -319,7 +330,8 @@ def test_checkpoints_by_time_when_epochs_are_long(monkeypatch):
 
 
 def test_early_stop_writes_the_final_state_once():
-    cfg, model, x = _setup(epochs=20, batch_size=8, early_stopping_patience=2)
+    cfg, model, x = _setup(epochs=20, batch_size=8, early_stopping_patience=2,
+                           schedule="constant")
     cp = _CountingCheckpointer.make(3)
     trainer = Trainer(model, cfg, [cp, _Worsen()])
     trainer.fit(x[:24], x[24:])

@@ -24,6 +24,7 @@ from aekit.data import Dataset, Scaler, check_n_features
 from aekit.data.labels import attach
 from aekit.errors import ConfigError, DataError, FormatError, TrainingError
 from aekit.models import build_model
+from aekit.models.mlp import MLPAutoencoder
 from aekit.pipeline import (PreparedRun, as_dataset, pca_callbacks, per_class_sse,
                             per_row_sse, prepare, reconstruction_errors, starts_from_pca,
                             validation_halves)
@@ -180,6 +181,8 @@ class Autoencoder:
         self.model = self._build(run.n_features)
         if starts_from_pca(cfg, self.output_activation):
             self.model.init_from_pca(run.pca.components_, run.pca.mean_)
+        elif isinstance(self.model, MLPAutoencoder):
+            self.model.init_output_bias(run.pca.mean_)
         return self.model
 
     def findings(self) -> list[dict[str, Any]]:

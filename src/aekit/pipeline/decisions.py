@@ -17,6 +17,7 @@ from aekit.errors import ConfigError, DataError
 MAX_HELD_ROWS = 10_000  # a validation or test split larger than this adds precision, not value
 TEST_SPLIT_SEED = 20_251_129  # the test rows do not move with --seed
 MAX_LATENT = 32
+LARGE_IMAGE_VALUES = 256  # images of this many values or more: the deep model, no PCA start
 IMAGE_HIDDEN = (512, 256, 128)
 # --time-budget on image data: a budget of at least LONG_BUDGET_MS_PER_ROW per training row
 # (270 s for Fashion-MNIST's 54,000) trains the deeper model with weight decay, which at 300 s
@@ -106,6 +107,11 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
 
     - ``latent_dim``: ``ceil(n_features / 4)``, at most ``MAX_LATENT`` (32). A latent size of
       ``n_features`` or more is refused: the identity would be a perfect "autoencoder".
+    - ``pca_init`` (the start from PCA's solution): on, but off for images of
+      :data:`LARGE_IMAGE_VALUES` (256) values or more. On tables it keeps every run at or
+      below PCA's error; on larger images the linear path overfits and its start ends runs
+      early near PCA's solution (Fashion-MNIST 5,000 images: 0.83x PCA-30 with it, 0.74x
+      without; docs/benchmarks.md, "Defaults on a panel").
     - ``hidden``: images of 256 values or more get ``512,256,128``; everything else one hidden
       layer of ``2 * n_features`` units, within [64, 256] (a small table needs a small
       correction on top of PCA, not a deep network that memorises it).
@@ -129,9 +135,12 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
                           f"({n_features}): a code as large as the data can copy it and learns "
                           f"nothing. Received: latent_dim={latent}; allowed: 1..{n_features - 1}")
     hidden = model.hidden
+    large_image = kind == "image" and n_features >= LARGE_IMAGE_VALUES
     changes: dict[str, Any] = {"latent_dim": latent}
+    if model.pca_init is None:
+        changes["pca_init"] = not large_image
     if hidden is None:
-        if kind == "image" and n_features >= 256:
+        if large_image:
             hidden = IMAGE_HIDDEN
             if long_budget(cfg, n_train):
                 hidden = LONG_BUDGET_HIDDEN
@@ -157,7 +166,8 @@ def long_budget(cfg: RunConfig, n_train: int) -> bool:
 def starts_from_pca(cfg: RunConfig, output_activation: str = "identity") -> bool:
     """True when the model's linear path is initialised from PCA: an MLP with ``pca_init``
     and an identity output (through a sigmoid, PCA's solution is not the model's)."""
-    return cfg.model.kind == "mlp" and cfg.model.pca_init and output_activation == "identity"
+    return bool(cfg.model.kind == "mlp" and cfg.model.pca_init
+                and output_activation == "identity")
 
 
 def choose_output(cfg: RunConfig, unit_range: bool, scaling: str) -> str:

@@ -29,6 +29,10 @@ OSCILLATION_SIGN_CHANGES = 0.7
 OSCILLATION_AMPLITUDE = 0.02
 OVERFIT_VAL_RISE = 0.05
 PCA_TOLERANCE = 0.01  # the saved model's validation loss more than 1% above PCA's
+AT_PCA_TOLERANCE = 0.02  # a saved model within 2% of PCA's validation loss ended "at PCA"...
+STILL_FALLING = 0.01  # ...while the train loss fell 1% or more over the last epochs
+FALLING_EPOCHS = 3
+EARLY_STOP_LR_SHARE = 0.5  # early stopping while the lr was still at least half its peak
 
 
 @dataclass
@@ -378,6 +382,68 @@ def detect_worse_than_pca(epochs: list, diags: list, events: list) -> Finding | 
          "epoch": epoch, "best_weights_kept": restored, "tolerance": PCA_TOLERANCE})
 
 
+def detect_ended_at_pca(epochs: list, diags: list, events: list) -> Finding | None:
+    """The run ended at PCA's solution, or within noise of it, while the training loss was
+    still falling: training stopped before the model could leave PCA, not because it could
+    not.
+
+    "At PCA": the ``pca_check`` event kept PCA's solution, or the saved model's validation
+    loss is within ``AT_PCA_TOLERANCE`` of PCA's (``pca_baseline``). "Still falling": the
+    train loss of the last epoch is at least ``STILL_FALLING`` below that of
+    ``FALLING_EPOCHS`` epochs earlier.
+    """
+    checks = [e for e in events if e.get("kind") == "pca_check"]
+    baselines = [e for e in events if e.get("kind") == "pca_baseline"
+                 and is_number(e.get("val_mse")) and e["val_mse"] > 0]
+    kept_pca = bool(checks) and checks[-1].get("kept_model") is False
+    loss, _ = saved_val_loss(epochs, events)
+    near = (bool(baselines) and loss is not None and math.isfinite(loss)
+            and abs(loss / baselines[-1]["val_mse"] - 1) <= AT_PCA_TOLERANCE)
+    train = _finite(e.get("train_loss") for e in epochs)
+    if not (kept_pca or near) or len(train) <= FALLING_EPOCHS:
+        return None
+    fall = 1 - train[-1] / train[-1 - FALLING_EPOCHS] if train[-1 - FALLING_EPOCHS] > 0 else 0
+    if fall < STILL_FALLING:
+        return None
+    where = ("the check put PCA's solution back" if kept_pca else
+             f"its validation loss {loss:.4g} is within {AT_PCA_TOLERANCE:.0%} of PCA's")
+    return Finding(
+        "ended_at_pca", "medium", epochs[-1].get("step"),
+        f"ended at PCA's solution: {where}, while the train loss was still falling "
+        f"({fall:.1%} over the last {FALLING_EPOCHS} epochs)",
+        "the run stopped before the model could move away from PCA's solution. Train longer "
+        "(--epochs, or --time-budget), give early stopping more patience "
+        "(--early-stopping-patience 20), hold more validation rows so that a gain can be "
+        "shown (--validation-split 0.2), or start from a random initialisation "
+        "(--no-pca-init), which on images often ends well below PCA",
+        {"kept_pca": kept_pca, "saved_val_loss": loss,
+         "pca_val_mse": baselines[-1]["val_mse"] if baselines else None,
+         "train_loss_fall": fall, "epochs": len(epochs)})
+
+
+def detect_early_stop_at_peak_lr(epochs: list, diags: list, events: list) -> Finding | None:
+    """Early stopping fired while the learning rate was still high (at least
+    ``EARLY_STOP_LR_SHARE`` of the run's peak): the decaying part of the schedule, where the
+    loss usually falls most, never ran."""
+    stops = [e for e in events if e.get("kind") == "early_stop"]
+    lrs = _finite(e.get("lr") for e in epochs)
+    if not stops or not lrs or max(lrs) <= 0:
+        return None
+    share = lrs[-1] / max(lrs)
+    if share < EARLY_STOP_LR_SHARE:
+        return None
+    return Finding(
+        "early_stop_at_peak_lr", "medium", epochs[-1].get("step"),
+        f"early stopping fired at epoch {len(epochs)} with the learning rate still at "
+        f"{share:.0%} of its peak: the schedule's decay, where the loss usually falls most, "
+        "never ran",
+        "give early stopping more patience (--early-stopping-patience 20) or turn it off "
+        "(--early-stopping-patience none, the best weights are still kept), or shorten the "
+        "run so that the decay comes sooner (fewer --epochs, --schedule cosine)",
+        {"stopped_epoch": len(epochs), "lr": lrs[-1], "peak_lr": max(lrs),
+         "lr_share_of_peak": share, "best_epoch": stops[-1].get("best_epoch")})
+
+
 def detect_overfitting(epochs: list, diags: list, events: list) -> Finding | None:
     """Validation loss rising from its best while the training loss keeps falling; the
     message states the final train/validation gap (ratio and difference)."""
@@ -418,7 +484,8 @@ def detect_overfitting(epochs: list, diags: list, events: list) -> Finding | Non
 DETECTORS: tuple[Callable[[list, list, list], Finding | None], ...] = (
     detect_non_finite, detect_divergence, detect_exploding, detect_vanishing,
     detect_saturated_units, detect_dead_units, detect_plateau, detect_oscillation,
-    detect_overfitting, detect_worse_than_pca)
+    detect_overfitting, detect_worse_than_pca, detect_ended_at_pca,
+    detect_early_stop_at_peak_lr)
 
 
 def find_all(records: Iterable[dict[str, Any]]) -> list[Finding]:

@@ -261,6 +261,17 @@ class Schedule:
             value = max(value, self.cfg.min_lr)
         return value
 
+    def rising(self, step: int) -> bool:
+        """True while the lr still climbs to its peak: one_cycle's first phase (``pct_start``
+        of the run) or the linear warm-up. A validation loss that stalls there says little --
+        the steps grow -- so early stopping does not count those epochs (a restarted schedule
+        does not climb)."""
+        if self.restart_offset:
+            return False
+        if self.cfg.schedule == "one_cycle":
+            return step < self.cfg.pct_start * self.total_steps
+        return step < self.cfg.warmup_steps
+
     def on_epoch_end(self, val_loss: float | None) -> bool:
         """Record an epoch's validation loss; for plateau, cut the lr when it stalls.
 

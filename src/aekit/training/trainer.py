@@ -639,8 +639,8 @@ class Trainer(Resumable):
             self._best_val, self._best_state, self._bad_epochs = val_loss, self.snapshot(), 0
             self._best_epoch = self.epoch + 1
             return
-        if patience is None:
-            return
+        if patience is None or self.schedule.rising(self.step):
+            return  # the lr still climbs: a stall there is no sign of the end
         self._bad_epochs += 1
         if self._bad_epochs >= patience:
             which = ("the initial weights, which no epoch beat" if self._best_epoch == 0
