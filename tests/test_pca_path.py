@@ -191,7 +191,7 @@ def test_a_pca_started_run_raises_no_false_alarm():
     (it would read as an exploding step) and no depth comparison against the layers growing
     from zero (it would read as vanishing gradients)."""
     x = torch.from_numpy(_curved(n=256))
-    cfg = RunConfig().replace(hidden=(16, 8), latent_dim=2, pca_init=True, activation="relu",
+    cfg = RunConfig().replace(hidden=(16, 8), latent_dim=2, activation="relu",
                               progress=False, epochs=3, batch_size=32, diagnostics_every_steps=None)
     torch.manual_seed(0)
     model = MLPAutoencoder(cfg.model, 10, "identity")

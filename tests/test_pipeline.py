@@ -89,6 +89,26 @@ def test_a_long_time_budget_on_images_trains_the_deeper_model_with_weight_decay(
     assert chosen(600, kind="conv")[1] is None
 
 
+def test_a_small_set_of_large_images_gets_weight_decay():
+    """Images of 256 values or more in a run of 50 epochs or more: weight decay 0.5 for the
+    default model with Adam; large sets, short runs, small images, tables and what the user
+    set keep the defaults."""
+    def chosen(n_train, n_features=784, data_kind="image", **options):
+        cfg = data_defaults(RunConfig().replace(**options), n_train, n_features, data_kind)
+        return cfg.optim.weight_decay
+
+    assert chosen(4_500) == chosen(900) == 0.5  # 112 and 143 epochs
+    assert chosen(54_000) is None  # 19 epochs
+    assert chosen(54_000, epochs=60) == 0.5
+    assert chosen(4_500, epochs=20) is None
+    assert chosen(4_500, time_budget=10) is None  # a budget plans its own length
+    assert chosen(4_500, 64) is chosen(4_500, 784, "tabular") is None
+    assert chosen(4_500, weight_decay=0.1) == 0.1
+    assert chosen(4_500, hidden=(64,)) is chosen(4_500, optimizer="sgd") is None
+    assert chosen(4_500, kind="conv") is None
+    assert data_defaults(RunConfig(), 4_500, 784, "image").model.pca_init  # the start stays
+
+
 def test_data_defaults_keep_what_the_user_set():
     cfg = data_defaults(RunConfig().replace(latent_dim=3, hidden=(7,), batch_size=5), 100, 9,
                         "tabular")

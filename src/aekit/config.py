@@ -225,11 +225,9 @@ class ModelConfig:
     beta: float = _opt("vae: weight of the KL term (beta-VAE)", 1.0)
     conv_channels: tuple[int, ...] = _opt("conv: channels of the stride-2 convolutions, input "
                                           "side first (the decoder mirrors them)", (32, 64))
-    pca_init: bool | None = _opt(
-        "mlp: a linear encoder and decoder beside the hidden layers, initialised from PCA of "
-        "the training split, with the hidden path's last layers at zero: training starts from "
-        "PCA's solution; default: on for tables and images under 256 values, off for larger "
-        "images (which start at random, the output at the data's mean)", None, auto=True)
+    pca_init: bool = _opt("mlp: a linear encoder and decoder beside the hidden layers, "
+                          "initialised from PCA of the training split, with the hidden path's "
+                          "last layers at zero: training starts from PCA's solution", True)
 
     def __post_init__(self) -> None:
         _check_choice("kind", self.kind, MODEL_KINDS)
@@ -245,8 +243,7 @@ class ModelConfig:
         _check_choice("loss", self.loss, LOSSES)
         _check_number("beta", self.beta, low=0.0)
         for name in ("batch_norm", "residual", "pca_init"):
-            if not isinstance(getattr(self, name), bool) and not (
-                    name == "pca_init" and self.pca_init is None):
+            if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"`{name}` must be true or false. Received: "
                                   f"{name}={getattr(self, name)!r}")
 
