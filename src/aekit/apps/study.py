@@ -81,8 +81,9 @@ class TestErrorPerEpoch(Callback):
         was_training = model.training
         model.eval()
         total = 0.0
+        device = trainer.flat.data.device  # the test rows may live elsewhere (the CPU)
         for i in range(0, self.x_test.shape[0], 4096):
-            xb = self.x_test[i:i + 4096]
+            xb = self.x_test[i:i + 4096].to(device)
             total += float((model(xb).x_hat.double() - xb.double()).pow(2).sum())
         model.train(was_training)
         self.sse.append(total / self.x_test.shape[0])

@@ -28,7 +28,7 @@ from torch import nn
 
 from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_batch_size, auto_epochs,
                           auto_patience, batch_sizes, parse_noise)
-from aekit.errors import ConfigError, TrainingError
+from aekit.errors import ConfigError, DataError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import Checkpointer, data_fingerprint
@@ -71,6 +71,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def on_device(tensor: Any, device: torch.device, name: str) -> Any:
+    """``tensor`` on ``device``: moved there when it lives elsewhere (a CPU tensor for a model
+    on CUDA, or the reverse); anything that is not a tensor (None, out-of-core data) as given.
+
+    Raises:
+        DataError: a tensor on the ``meta`` device, which has a shape but no values.
+    """
+    if not isinstance(tensor, torch.Tensor):
+        return tensor
+    if tensor.device.type == "meta":
+        raise DataError(f"`{name}` is a tensor on the meta device, which holds no values (only "
+                        f"a shape, {tuple(tensor.shape)}). Allowed: a tensor with values on "
+                        f"any device (it is moved to the model's, {device}) or a numpy array")
+    return tensor.to(device)
+
+
 @torch.inference_mode()
 def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
     """Mean of ``forward(...).loss`` over ``x``, in large batches, weighted by batch size.
@@ -83,6 +99,8 @@ def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
     was_training = model.training
     model.eval()
     total = 0.0
+    device = next(model.parameters()).device
+    x, y = on_device(x, device, "x"), on_device(y, device, "y")
     for start in range(0, x.shape[0], EVAL_BATCH):
         xb = x[start:start + EVAL_BATCH]
         out = model(xb) if y is None else model(xb, y[start:start + EVAL_BATCH])
@@ -415,6 +433,11 @@ class Trainer(Resumable):
                 ``time_budget`` with neither ``step_size_epochs`` nor ``epochs``.
             TrainingError: every step had a non-finite loss or gradient.
         """
+        device = self.flat.data.device  # tensors given elsewhere are moved (meta: refused)
+        x_train, x_val, y_train, y_val, row_weight, draw_weight = (
+            on_device(t, device, name) for t, name in (
+                (x_train, "x_train"), (x_val, "x_val"), (y_train, "y_train"), (y_val, "y_val"),
+                (row_weight, "row_weight"), (draw_weight, "draw_weight")))
         self._check_targets(x_train, x_val, y_train, y_val)
         self._check_row_weights(x_train, row_weight, draw_weight)
         self._row_weight, self._draw_weight = row_weight, draw_weight
