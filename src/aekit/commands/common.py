@@ -25,6 +25,7 @@ CHOICES = {"activation": _config.ACTIVATIONS, "output_activation": _config.OUTPU
            "init": _config.INITS, "loss": _config.LOSSES, "kind": _config.MODEL_KINDS,
            "optimizer": _config.OPTIMIZERS, "schedule": _config.SCHEDULES,
            "scaling": _config.SCALINGS, "device": _config.DEVICES,
+           "precision": _config.PRECISIONS,
            "balance": _config.BALANCES}
 # Flags whose names differ from the field name, and short help-group titles.
 _GROUP_TITLES = {"data": "data", "model": "model", "optim": "optimizer and penalties",

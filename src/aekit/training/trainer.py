@@ -34,6 +34,7 @@ from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import Checkpointer, data_fingerprint
 from aekit.training.noise import corrupt, step_generator
 from aekit.training.optim import FlatOptimizer, FlatParams
+from aekit.training.precision import autocast_dtype, matmul_precision, resolve_precision
 from aekit.training.resume import Resumable
 from aekit.training.schedules import Schedule
 
@@ -157,7 +158,10 @@ class Trainer(Resumable):
         self.callbacks = list(callbacks)
         self.flat = FlatParams(model)
         self.optimizer = FlatOptimizer(self.flat, config.optim)
-        self.use_fastpath = fastpath.supports(model)
+        device = self.flat.data.device
+        self.precision = resolve_precision(config.train.precision, device)  # --precision
+        self._autocast = autocast_dtype(self.precision)  # bf16: forward and loss autocast
+        self.use_fastpath = fastpath.supports(model) and self._autocast is None
         self.step = 0
         self.epoch = 0
         self.lr = config.optim.lr
@@ -310,8 +314,13 @@ class Trainer(Resumable):
 
     def _autograd_step(self, xb: torch.Tensor, target: torch.Tensor | None = None,
                        row_weight: torch.Tensor | None = None) -> float:
-        out = (self.model(xb) if target is None and row_weight is None
-               else self.model(xb, target, row_weight))
+        if self._autocast is not None:
+            with torch.autocast(xb.device.type, dtype=self._autocast):
+                out = (self.model(xb) if target is None and row_weight is None
+                       else self.model(xb, target, row_weight))
+        else:
+            out = (self.model(xb) if target is None and row_weight is None
+                   else self.model(xb, target, row_weight))
         out.loss.backward()
         return out.loss.item()
 
@@ -491,12 +500,13 @@ class Trainer(Resumable):
         self._next_checkpoint = self._checkpoint_after(self.step)
         self._arm_checkpoint_timer()
         t_start = time.perf_counter()
-        for epoch in range(self.epoch, self.epochs):
-            if self.stop_training:  # a resumed run that had already stopped early
-                break
-            self._run_epoch(epoch, x_train, x_val, y_train, y_val, n_train)
-            if self.stop_training:
-                break
+        with matmul_precision(self.precision, device):  # TF32 on or off (CUDA only)
+            for epoch in range(self.epoch, self.epochs):
+                if self.stop_training:  # a resumed run that had already stopped early
+                    break
+                self._run_epoch(epoch, x_train, x_val, y_train, y_val, n_train)
+                if self.stop_training:
+                    break
         self.epoch = min(len(self.history.epochs), self.epochs)
         if self._checkpointers and self._saved_at != (self.step, self.epoch, 0):
             self._save_checkpoints(self.epoch, 0, (0.0, 0, 0))  # the final state
