@@ -112,3 +112,37 @@ def test_cpu_tensors_train_a_cuda_model_through_the_trainer():
     trainer.callbacks.append(Diagnostics(2, _rows()))
     trainer.fit(_rows(), _rows(8), y_train=_rows())
     assert trainer.flat.data.is_cuda and trainer.step == 10
+
+
+def test_the_model_verbs_run_on_the_device_asked_for(tmp_path, device, capsys):
+    """evaluate, encode, decode, generate and explain load the model on ``--device`` (cpu by
+    default) and give the CPU's results there (to float rounding)."""
+    from aekit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--out", str(run), "--epochs", "2",
+                 "--latent-dim", "3", "--hidden", "16", "--threads", "1", "--no-progress"]) == 0
+    codes = {}
+    for where in ("cpu", device.type):
+        out = tmp_path / where
+        out.mkdir(exist_ok=True)
+        assert main(["encode", "--model", str(run), "--data", "digits", "--out",
+                     str(out / "z.npy"), "--device", where]) == 0
+        assert main(["decode", "--model", str(run), "--codes", str(out / "z.npy"), "--out",
+                     str(out / "x.npy"), "--device", where]) == 0
+        assert main(["generate", "--model", str(run), "-n", "4", "--out",
+                     str(out / "g.npy"), "--device", where]) == 0
+        assert main(["explain", "--model", str(run), "--out", str(out), "--samples", "200",
+                     "--device", where]) == 0
+        capsys.readouterr()
+        assert main(["evaluate", "--model", str(run), "--data", "digits", "--device",
+                     where]) == 0
+        codes[where] = (np.load(out / "z.npy"), np.load(out / "x.npy"),
+                        capsys.readouterr().out)
+    np.testing.assert_allclose(codes[device.type][0], codes["cpu"][0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(codes[device.type][1], codes["cpu"][1], rtol=1e-3, atol=1e-3)
+    with pytest.raises(SystemExit) as exc:
+        main(["encode", "--model", str(run), "--data", "digits", "--out",
+              str(tmp_path / "z.npy"), "--device", "tpu"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err

@@ -127,6 +127,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict(values)
 
 
+def add_device_option(parser: argparse.ArgumentParser, default: str = "cpu",
+                      what: str = "the model runs") -> None:
+    """``--device``: where a verb's model runs (cpu, cuda, or auto: CUDA when PyTorch sees
+    it)."""
+    parser.add_argument("--device", default=default, choices=_config.DEVICES,
+                        help=f"where {what}: cpu, cuda, or auto (CUDA when PyTorch sees it) "
+                        f"(default: {default})")
+
+
 def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
     """``--json``: stdout holds one JSON document, ``what``; every other line goes to
     stderr."""
