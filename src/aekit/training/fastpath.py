@@ -100,10 +100,17 @@ def _derivative(name: str, h: torch.Tensor, u: torch.Tensor | None) -> torch.Ten
     return h * (1.0 - h)
 
 
-@torch.no_grad()
 def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
                   target: torch.Tensor | None = None,
                   row_weight: torch.Tensor | None = None) -> float:
+    """:func:`loss_tensor_and_grad` with the loss read as a Python float."""
+    return float(loss_tensor_and_grad(model, x, target, row_weight))
+
+
+@torch.no_grad()
+def loss_tensor_and_grad(model: MLPAutoencoder, x: torch.Tensor,
+                         target: torch.Tensor | None = None,
+                         row_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Loss of batch ``x`` (recon + code penalty); writes every parameter's ``.grad`` in place.
 
     With the linear (PCA) path, ``linear_encoder(x)`` is added to the encoder stack's output
@@ -118,7 +125,8 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
             :func:`aekit.models.mlp.reconstruction_loss` applies it.
 
     Returns:
-        The batch loss as a Python float.
+        The batch loss, a float64 scalar on ``x``'s device: not read, so that the caller
+        reads it once with whatever else it needs (one wait for the device per step).
     """
     layers, side = _plan(model)
     cfg = model.cfg
@@ -150,15 +158,15 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     w = None if row_weight is None else row_weight.reshape(-1, 1).to(logits.dtype)
     if cfg.loss == "bce":
         y = torch.sigmoid(logits)
-        loss = float(F.binary_cross_entropy_with_logits(logits, t, weight=w))
+        loss = F.binary_cross_entropy_with_logits(logits, t, weight=w).double()
         d = (y - t).mul_(1.0 / n)
     else:
         y = torch.sigmoid(logits) if sigmoid_out else logits
         diff = y - t
         if w is None:
-            loss = float(torch.dot(diff.view(-1), diff.view(-1))) / n
+            loss = torch.dot(diff.view(-1), diff.view(-1)).double() / n
         else:
-            loss = float(torch.dot((diff * diff).sum(1), w.view(-1))) / n
+            loss = torch.dot((diff * diff).sum(1), w.view(-1)).double() / n
         d = diff.mul_(2.0 / n)
         if sigmoid_out:  # sigmoid' = y - y * y, one pass
             d.mul_(torch.addcmul(y, y, y, value=-1.0))
@@ -167,7 +175,7 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     l1_codes = model.l1_codes
     z = saved[code_index][0]
     if l1_codes:
-        loss += l1_codes * float(z.abs().sum()) / z.shape[0]
+        loss = loss + l1_codes * z.abs().sum().double() / z.shape[0]
     if side:  # linear_decoder: its gradients, and its share of d loss / d z (added below)
         _, _, dec_weight, dec_weight_grad, dec_bias_grad, _ = side[1]
         torch.mm(d.t(), z, out=dec_weight_grad)

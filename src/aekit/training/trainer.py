@@ -271,10 +271,10 @@ class Trainer(Resumable):
         train = self.config.train
         if train.clip_value is not None:
             self.flat.grad.clamp_(-train.clip_value, train.clip_value)
-        if train.clip_norm is not None:
-            norm = float(torch.linalg.vector_norm(self.flat.grad))
-            if norm > train.clip_norm:
-                self.flat.grad.mul_(train.clip_norm / (norm + 1e-6))
+        if train.clip_norm is not None:  # on the device, without reading the norm
+            norm = torch.linalg.vector_norm(self.flat.grad).double()  # the factor as before
+            self.flat.grad.mul_(torch.where(norm > train.clip_norm,
+                                            train.clip_norm / (norm + 1e-6), 1.0))
 
     def train_step(self, xb: torch.Tensor, weight: float = 1.0,
                    target: torch.Tensor | None = None,
@@ -292,20 +292,26 @@ class Trainer(Resumable):
         gradients are those of the global batch, the same on every rank, so every rank takes
         the same decision (step or skip).
         """
+        loss: float | torch.Tensor
         if self.world > 1 and xb.shape[0] == 0:  # a shard of a last batch smaller than world
             self.flat.grad.zero_()
             loss = 0.0
         elif self.use_fastpath:  # writes every gradient, no zeroing needed
-            loss = fastpath.loss_and_grad(self.model, xb, target, row_weight)
+            loss = fastpath.loss_tensor_and_grad(self.model, xb, target, row_weight)
         else:
             self.flat.zero_grad()
-            loss = self._autograd_step(xb, target, row_weight)
+            loss = self._autograd_loss(xb, target, row_weight)
         if self.world > 1:
-            loss = distributed.reduce_gradients(self.flat.grad, loss, weight)
-        loss += self._penalty()
+            loss = distributed.reduce_gradients(self.flat.grad, float(loss), weight)
+        penalty = self._penalty()
         for cb in self.callbacks:
             cb.on_after_backward(self, self.step)
-        if not (math.isfinite(loss) and math.isfinite(float(self.flat.grad.sum()))):
+        if isinstance(loss, torch.Tensor):  # one read of the device: the loss and the check
+            loss, grad_sum = torch.stack((loss, self.flat.grad.sum().double())).tolist()
+        else:
+            grad_sum = float(self.flat.grad.sum())
+        loss += penalty
+        if not (math.isfinite(loss) and math.isfinite(grad_sum)):
             self.skipped_steps += 1
             return float("nan")
         self._clip()
@@ -314,6 +320,13 @@ class Trainer(Resumable):
 
     def _autograd_step(self, xb: torch.Tensor, target: torch.Tensor | None = None,
                        row_weight: torch.Tensor | None = None) -> float:
+        """Forward and backward by autograd (gradients accumulate into ``flat.grad``); the
+        loss as a Python float."""
+        return float(self._autograd_loss(xb, target, row_weight))
+
+    def _autograd_loss(self, xb: torch.Tensor, target: torch.Tensor | None = None,
+                       row_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`_autograd_step`'s loss as a float64 scalar on the device, not read."""
         if self._autocast is not None:
             with torch.autocast(xb.device.type, dtype=self._autocast):
                 out = (self.model(xb) if target is None and row_weight is None
@@ -322,7 +335,7 @@ class Trainer(Resumable):
             out = (self.model(xb) if target is None and row_weight is None
                    else self.model(xb, target, row_weight))
         out.loss.backward()
-        return out.loss.item()
+        return out.loss.detach().double()
 
     # -- the loop -----------------------------------------------------------------------------
     def _batch_size(self, n_train: int) -> int:
