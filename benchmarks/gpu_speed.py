@@ -222,7 +222,7 @@ def run_aekit(train: Dataset, hidden: tuple[int, ...] | None, batch: int | None,
     return ae, [e["samples_per_second"] for e in history.epochs]
 
 
-def run_case(name: str, train: Dataset, x_test: torch.Tensor, args: argparse.Namespace,
+def run_case(name: str, train: Dataset, test: Dataset, args: argparse.Namespace,
              device: torch.device) -> dict[str, Any]:
     hidden, batch = CASES[name]
     ae, aekit_rates = run_aekit(train, hidden, batch, args.epochs, args.precision, device,
@@ -232,8 +232,9 @@ def run_case(name: str, train: Dataset, x_test: torch.Tensor, args: argparse.Nam
     hidden = tuple(cfg.hidden)
     decoder = tuple(cfg.decoder_hidden) if cfg.decoder_hidden is not None else hidden[::-1]
     batch = ae.trainer.batch_size
-    rows = {"aekit": {"rates": aekit_rates, "test_sse": ae.score(x_test.cpu().numpy())
-                      ["sse_per_sample"]}}
+    # aekit scores the raw images with its own pixel scaling: the same [0, 1] values
+    rows = {"aekit": {"rates": aekit_rates, "test_sse": ae.score(test)["sse_per_sample"]}}
+    x_test = torch.from_numpy(pixels(test)).to(device)
     x_host = torch.from_numpy(x_np)
     x = x_host.to(device)
     contenders = ["eager", "loader"] + (["graph"] if device.type == "cuda" else [])
@@ -311,11 +312,10 @@ def main() -> int:
     if args.samples is not None:
         train = subset(train, np.arange(min(args.samples, train.n_samples)))
     x_np = pixels(train)
-    x_test = torch.from_numpy(pixels(test)).to(device)
+    test_np = pixels(test)
     from sklearn.decomposition import PCA
 
     pca = PCA(LATENT, random_state=0).fit(x_np)
-    test_np = x_test.cpu().numpy()
     pca_sse = float(((pca.inverse_transform(pca.transform(test_np)) - test_np) ** 2)
                     .sum(1).mean())
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -324,7 +324,7 @@ def main() -> int:
           f"PCA-30 test sse {pca_sse:.3f}")
     results = []
     for case in args.cases.split(","):
-        result = run_case(case, train, x_test, args, device)
+        result = run_case(case, train, test, args, device)
         print_case(result, pca_sse)
         results.append(result)
     if args.json:

@@ -84,3 +84,35 @@ def test_a_checkpoint_from_before_the_option_resumes_under_the_default():
     assert "precision" not in flat  # auto: as a checkpoint written before it existed
     assert config_fingerprint(RunConfig().replace(precision="bf16").to_dict())[
         "precision"] == "bf16"
+
+
+# -- one read of the device per step: the lazy forms give the CPU's numbers ------------------
+def test_the_lazy_loss_is_the_read_loss(device):
+    from aekit.training import fastpath
+
+    for options in ({}, {"loss": "bce"}, {"l1_codes": 0.01}):
+        cfg = RunConfig().replace(latent_dim=3, hidden=(8,), **options)
+        torch.manual_seed(0)
+        model = MLPAutoencoder(cfg.model, 6, "sigmoid", l1_codes=options.get("l1_codes", 0.0))
+        Trainer(model.to(device), cfg)  # gradients as views of one buffer
+        x = torch.rand(16, 6, generator=torch.Generator().manual_seed(2)).to(device)
+        read = fastpath.lazy_loss_and_grad(model, x, read=True)
+        grads = [p.grad.clone() for p in model.parameters()]
+        lazy = fastpath.lazy_loss_and_grad(model, x, read=False)
+        assert isinstance(read, float) and lazy.dtype == torch.float64
+        assert float(lazy) == read  # the same bits
+        assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters()))
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.5, 1.0, 10.0])
+def test_clipping_without_reading_the_norm_gives_the_same_bits(scale, device):
+    from aekit.training.trainer import clip_by_norm
+
+    grad = torch.randn(1000, generator=torch.Generator().manual_seed(3)).to(device) * scale
+    max_norm = float(torch.linalg.vector_norm(torch.randn(1000, generator=torch.Generator()
+                                                          .manual_seed(3)))) * 0.5
+    read, lazy = grad.clone(), grad.clone()
+    clip_by_norm(read, max_norm, read=True)
+    clip_by_norm(lazy, max_norm, read=False)
+    assert torch.equal(read, lazy)
+    assert float(torch.linalg.vector_norm(read)) <= max_norm * (1 + 1e-5)

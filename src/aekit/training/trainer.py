@@ -88,6 +88,24 @@ def on_device(tensor: Any, device: torch.device, name: str) -> Any:
     return tensor.to(device)
 
 
+def clip_by_norm(grad: torch.Tensor, max_norm: float, read: bool | None = None) -> None:
+    """Scale ``grad`` in place to L2 norm ``max_norm`` when its norm is larger (by
+    ``max_norm / (norm + 1e-6)``).
+
+    ``read``: read the norm on the host (the CPU's way: free there, and cheaper than tensor
+    operations on a scalar) or compute the factor on the device without waiting for it (a
+    GPU's way); None: by ``grad``'s device. Both give the same bits.
+    """
+    norm = torch.linalg.vector_norm(grad)
+    if read if read is not None else grad.device.type == "cpu":
+        value = float(norm)
+        if value > max_norm:
+            grad.mul_(max_norm / (value + 1e-6))
+        return
+    norm = norm.double()  # the factor in double precision, as the host computes it
+    grad.mul_(torch.where(norm > max_norm, max_norm / (norm + 1e-6), 1.0))
+
+
 @torch.inference_mode()
 def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
     """Mean of ``forward(...).loss`` over ``x``, in large batches, weighted by batch size.
@@ -271,10 +289,8 @@ class Trainer(Resumable):
         train = self.config.train
         if train.clip_value is not None:
             self.flat.grad.clamp_(-train.clip_value, train.clip_value)
-        if train.clip_norm is not None:  # on the device, without reading the norm
-            norm = torch.linalg.vector_norm(self.flat.grad).double()  # the factor as before
-            self.flat.grad.mul_(torch.where(norm > train.clip_norm,
-                                            train.clip_norm / (norm + 1e-6), 1.0))
+        if train.clip_norm is not None:
+            clip_by_norm(self.flat.grad, train.clip_norm)
 
     def train_step(self, xb: torch.Tensor, weight: float = 1.0,
                    target: torch.Tensor | None = None,
@@ -297,7 +313,7 @@ class Trainer(Resumable):
             self.flat.grad.zero_()
             loss = 0.0
         elif self.use_fastpath:  # writes every gradient, no zeroing needed
-            loss = fastpath.loss_tensor_and_grad(self.model, xb, target, row_weight)
+            loss = fastpath.lazy_loss_and_grad(self.model, xb, target, row_weight)
         else:
             self.flat.zero_grad()
             loss = self._autograd_loss(xb, target, row_weight)
@@ -306,9 +322,9 @@ class Trainer(Resumable):
         penalty = self._penalty()
         for cb in self.callbacks:
             cb.on_after_backward(self, self.step)
-        if isinstance(loss, torch.Tensor):  # one read of the device: the loss and the check
+        if isinstance(loss, torch.Tensor):  # a GPU's: one read for the loss and the check
             loss, grad_sum = torch.stack((loss, self.flat.grad.sum().double())).tolist()
-        else:
+        else:  # the CPU's (a float already): reading costs nothing there
             grad_sum = float(self.flat.grad.sum())
         loss += penalty
         if not (math.isfinite(loss) and math.isfinite(grad_sum)):
@@ -325,8 +341,9 @@ class Trainer(Resumable):
         return float(self._autograd_loss(xb, target, row_weight))
 
     def _autograd_loss(self, xb: torch.Tensor, target: torch.Tensor | None = None,
-                       row_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`_autograd_step`'s loss as a float64 scalar on the device, not read."""
+                       row_weight: torch.Tensor | None = None) -> float | torch.Tensor:
+        """:meth:`_autograd_step`'s loss: a float on the CPU, elsewhere a float64 scalar on
+        the device, not read (see :func:`aekit.training.fastpath.lazy_loss_and_grad`)."""
         if self._autocast is not None:
             with torch.autocast(xb.device.type, dtype=self._autocast):
                 out = (self.model(xb) if target is None and row_weight is None
@@ -335,7 +352,7 @@ class Trainer(Resumable):
             out = (self.model(xb) if target is None and row_weight is None
                    else self.model(xb, target, row_weight))
         out.loss.backward()
-        return out.loss.detach().double()
+        return out.loss.item() if xb.device.type == "cpu" else out.loss.detach().double()
 
     # -- the loop -----------------------------------------------------------------------------
     def _batch_size(self, n_train: int) -> int:
