@@ -146,3 +146,22 @@ def test_the_model_verbs_run_on_the_device_asked_for(tmp_path, device, capsys):
               str(tmp_path / "z.npy"), "--device", "tpu"])
     assert exc.value.code == 2
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+def test_the_gpu_scripts_parse_and_refuse_a_machine_without_cuda(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    if shutil.which("bash"):
+        checked = subprocess.run(["bash", "-n", str(benchmarks / "gpu_check.sh")],
+                                 capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
+    if torch.cuda.is_available():
+        return
+    ran = subprocess.run([sys.executable, str(benchmarks / "gpu_speed.py")], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert ran.returncode == 2
+    assert "PyTorch sees no CUDA device" in ran.stderr and "--device cpu" in ran.stderr

@@ -12,7 +12,7 @@ from aekit.config import RunConfig
 from aekit.errors import ConfigError
 from aekit.models import MLPAutoencoder
 from aekit.training.checkpoint import config_fingerprint
-from aekit.training.precision import autocast_dtype, matmul_precision, resolve_precision
+from aekit.training.device import autocast_dtype, matmul_precision, resolve_precision
 from aekit.training.trainer import Trainer
 
 
@@ -106,7 +106,7 @@ def test_the_lazy_loss_is_the_read_loss(device):
 
 @pytest.mark.parametrize("scale", [1e-3, 0.5, 1.0, 10.0])
 def test_clipping_without_reading_the_norm_gives_the_same_bits(scale, device):
-    from aekit.training.trainer import clip_by_norm
+    from aekit.training.device import clip_by_norm
 
     grad = torch.randn(1000, generator=torch.Generator().manual_seed(3)).to(device) * scale
     max_norm = float(torch.linalg.vector_norm(torch.randn(1000, generator=torch.Generator()

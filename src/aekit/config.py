@@ -29,7 +29,7 @@ SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "cosine_rest
              "one_cycle", "plateau")
 SCALINGS = ("auto", "unit", "standard", "minmax", "none")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "tf32", "bf16")  # aekit.training.precision applies them
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")  # aekit.training.device applies them
 BALANCES = ("none", "weights", "sampler")
 NOISE_KINDS = ("gaussian", "mask", "saltpepper")
 AUTO_STEPS = 4000

@@ -28,13 +28,14 @@ from torch import nn
 
 from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_batch_size, auto_epochs,
                           auto_patience, batch_sizes, parse_noise)
-from aekit.errors import ConfigError, DataError, TrainingError
+from aekit.errors import ConfigError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import Checkpointer, data_fingerprint
 from aekit.training.noise import corrupt, step_generator
 from aekit.training.optim import FlatOptimizer, FlatParams
-from aekit.training.precision import autocast_dtype, matmul_precision, resolve_precision
+from aekit.training.device import (autocast_dtype, clip_by_norm, matmul_precision, on_device,
+                                   resolve_precision)
 from aekit.training.resume import Resumable
 from aekit.training.schedules import Schedule
 
@@ -70,40 +71,6 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError("`device` is cuda but PyTorch sees no CUDA device. "
                           "Allowed here: auto, cpu")
     return torch.device(name)
-
-
-def on_device(tensor: Any, device: torch.device, name: str) -> Any:
-    """``tensor`` on ``device``: moved there when it lives elsewhere (a CPU tensor for a model
-    on CUDA, or the reverse); anything that is not a tensor (None, out-of-core data) as given.
-
-    Raises:
-        DataError: a tensor on the ``meta`` device, which has a shape but no values.
-    """
-    if not isinstance(tensor, torch.Tensor):
-        return tensor
-    if tensor.device.type == "meta":
-        raise DataError(f"`{name}` is a tensor on the meta device, which holds no values (only "
-                        f"a shape, {tuple(tensor.shape)}). Allowed: a tensor with values on "
-                        f"any device (it is moved to the model's, {device}) or a numpy array")
-    return tensor.to(device)
-
-
-def clip_by_norm(grad: torch.Tensor, max_norm: float, read: bool | None = None) -> None:
-    """Scale ``grad`` in place to L2 norm ``max_norm`` when its norm is larger (by
-    ``max_norm / (norm + 1e-6)``).
-
-    ``read``: read the norm on the host (the CPU's way: free there, and cheaper than tensor
-    operations on a scalar) or compute the factor on the device without waiting for it (a
-    GPU's way); None: by ``grad``'s device. Both give the same bits.
-    """
-    norm = torch.linalg.vector_norm(grad)
-    if read if read is not None else grad.device.type == "cpu":
-        value = float(norm)
-        if value > max_norm:
-            grad.mul_(max_norm / (value + 1e-6))
-        return
-    norm = norm.double()  # the factor in double precision, as the host computes it
-    grad.mul_(torch.where(norm > max_norm, max_norm / (norm + 1e-6), 1.0))
 
 
 @torch.inference_mode()
