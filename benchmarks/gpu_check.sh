@@ -3,25 +3,31 @@
 # (AEKIT_TEST_DEVICE=auto), every verb with --device cuda on small data, benchmarks/gpu_speed.py,
 # and the one-minute time budget on Fashion-MNIST. Logs, JSON and a summary go under $OUT.
 #
-# 1. Beforehand, on a machine with the network, fetch the wheels aekit and its tests need that
-#    the GPU machine may lack (its Python's version and platform; check them with
-#    `python -c 'import sys, platform; print(sys.version, platform.machine())'`):
+# 1. Beforehand, on a machine with the network, in the repository root, fetch what the GPU
+#    machine lacks (its image has torch, numpy, scikit-learn, safetensors, pyarrow, pillow,
+#    matplotlib, tqdm, onnx, onnxruntime, tensorboard, hypothesis, pytest and pytest-xdist, for
+#    Python 3.12; not zstandard, optuna and its needs, argcomplete, pyflakes or mlflow, whose
+#    tests then skip) as wheels into .whl/, and Fashion-MNIST's IDX files into
+#    .data/fashion-mnist/ (both folders are git-ignored; about 42 MB together):
 #
-#      pip download -d wheels --only-binary=:all: --python-version 3.12 \
-#          --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
-#          zstandard pyarrow tqdm pillow matplotlib hypothesis pytest-xdist \
-#          mlflow optuna argcomplete pyflakes onnxruntime tensorboard
+#      python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#          --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#          --platform manylinux2014_x86_64 -d .whl zstandard optuna alembic sqlalchemy greenlet \
+#          colorlog mako argcomplete pyflakes
+#      mkdir -p .data && cp -r /usr/share/datasets/fashion-mnist .data/
 #
-#    and put the folder `wheels/` in the repository root (or name it with AEKIT_WHEELS).
-# 2. On the GPU machine, from the repository root:
+# 2. On the GPU machine (the two folders carried along), from the repository root:
 #
 #      OUT=/path/to/logs benchmarks/gpu_check.sh                # every stage (about 8 minutes)
 #      OUT=/path/to/logs benchmarks/gpu_check.sh setup suite verbs
 #      OUT=/path/to/logs benchmarks/gpu_check.sh setup speed budget
 #
-#    Stages: setup (installs from the wheels only what does not import), suite, verbs, speed,
-#    budget. Each stage has its own time limit; a failing stage does not stop the next.
-#    DEVICE=cpu runs the same commands on the CPU (a dry run of the script itself).
+#    Every call first installs the wheels of .whl/ (AEKIT_WHEELS) into /tmp/site (no index, no
+#    dependencies resolved: the folder holds each one) and points AEKIT_DATA at
+#    .data/fashion-mnist/ when the system has no Fashion-MNIST. Stages: setup (the machine and
+#    what imports), suite, verbs, speed, budget. Each stage has its own time limit; a failing
+#    stage does not stop the next. DEVICE=cpu runs the same commands on the CPU (a dry run of
+#    the script itself).
 #
 # Read $OUT/summary.txt first: one line per stage and per verb, with its exit status and time.
 set -u
@@ -29,15 +35,25 @@ set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$ROOT/gpu-check-out}"
 DEVICE="${DEVICE:-cuda}"
-WHEELS="${AEKIT_WHEELS:-$ROOT/wheels}"
+WHEELS="${AEKIT_WHEELS:-$ROOT/.whl}"
 PY="${PYTHON:-python3}"
 WORK="$OUT/work"
 AEKIT=("$PY" -m aekit)
 SUMMARY="$OUT/summary.txt"
 mkdir -p "$OUT" "$WORK" "$OUT/verbs"
-export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 cd "$ROOT" || exit 1
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site "$WHEELS"/*.whl >"$OUT/setup-pip.log" 2>&1 \
+        || echo "could not install the wheels of $WHEELS (see setup-pip.log)" >>"$SUMMARY"
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
+        && [ -d "$ROOT/.data/fashion-mnist" ] && [ -z "${AEKIT_DATA:-}" ]; then
+    export AEKIT_DATA="$ROOT/.data/fashion-mnist"
+fi
 
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
@@ -62,26 +78,12 @@ print(sys.version, platform.machine())
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
 if torch.cuda.is_available(): print(torch.cuda.get_device_name(0))'; } >"$OUT/setup-env.log" 2>&1
     tail -n 2 "$OUT/setup-env.log" | tee -a "$SUMMARY"
-    # module:distribution pairs; a module that imports already is left alone
-    local pairs="zstandard:zstandard pyarrow:pyarrow tqdm:tqdm PIL:pillow matplotlib:matplotlib
-        hypothesis:hypothesis xdist:pytest-xdist mlflow:mlflow optuna:optuna
-        argcomplete:argcomplete pyflakes:pyflakes onnxruntime:onnxruntime tensorboard:tensorboard"
-    local missing=() pair
-    for pair in $pairs; do
-        "$PY" -c "import ${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+    local module missing=()
+    for module in zstandard pyarrow tqdm PIL matplotlib hypothesis xdist optuna argcomplete \
+            pyflakes onnx onnxruntime tensorboard mlflow; do
+        "$PY" -c "import $module" >/dev/null 2>&1 || missing+=("$module")
     done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        note "setup: every package imports"
-    elif [ -d "$WHEELS" ]; then
-        local dist
-        for dist in "${missing[@]}"; do  # one at a time: one that fails does not stop the rest
-            "$PY" -m pip install --no-index --find-links "$WHEELS" "$dist" \
-                >>"$OUT/setup-pip.log" 2>&1 && note "setup: installed $dist" \
-                || note "setup: could not install $dist from $WHEELS (see setup-pip.log)"
-        done
-    else
-        note "setup: missing ${missing[*]} and no wheel folder $WHEELS (see the script's header)"
-    fi
+    note "setup: ${missing[*]:-nothing} missing; AEKIT_DATA=${AEKIT_DATA:-unset}"
 }
 
 stage_suite() {
