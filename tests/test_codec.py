@@ -8,7 +8,8 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+pytest.importorskip("hypothesis")  # the test extra; the property tests need it
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 

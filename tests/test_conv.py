@@ -70,7 +70,7 @@ def test_conv_trains_saves_and_loads(tmp_path) -> None:
     losses = history["loss"]
     assert losses[-1] < 0.5 * losses[0]
     ae.save(tmp_path)
-    again = aekit.load(tmp_path)
+    again = aekit.load(tmp_path, device=ae.device.type)
     x = images[:5]
     np.testing.assert_allclose(again.reconstruct(x), ae.reconstruct(x), atol=1e-4)
     assert again.sample_shape == (3, 10, 12)

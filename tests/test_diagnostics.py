@@ -414,7 +414,8 @@ class KickEveryOtherEpoch(Callback):
     def on_epoch_begin(self, trainer, epoch):
         if epoch % 2 == 0:
             gen = torch.Generator().manual_seed(epoch)
-            trainer.flat.data.add_(0.3 * torch.randn(trainer.flat.data.shape, generator=gen))
+            kick = 0.3 * torch.randn(trainer.flat.data.shape, generator=gen)
+            trainer.flat.data.add_(kick.to(trainer.flat.data.device))
 
 
 class InjectNaN(Callback):

@@ -196,6 +196,7 @@ def test_aekit_train_streams_repeatably_and_resumes(npy: Path, tmp_path: Path,
 
 def test_streamed_run_writes_a_report_and_tensorboard_from_a_sample(
         npy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tensorboard")
     monkeypatch.setenv("AEKIT_OUT_OF_CORE", "1")
     monkeypatch.setenv("AEKIT_OUT_OF_CORE_CHUNK_BYTES", "3000")
     run = tmp_path / "run"

@@ -168,7 +168,7 @@ def test_lr_find_sees_the_training_rows_only(monkeypatch, table_file):
     monkeypatch.setattr(lr_find_app, "lr_find", fake)
     assert lr_find_app.lr_find_on_data(cfg) == "result"
     run = prepare_spec(cfg)
-    assert torch.equal(seen["x"], torch.from_numpy(run.x_train))
+    assert torch.equal(seen["x"].cpu(), torch.from_numpy(run.x_train))
 
 
 def test_study_prepares_like_aekit_train(table_file):

@@ -62,7 +62,7 @@ def test_vae_trains_saves_loads_and_generates(tmp_path):
     history = ae.fit(x)
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
     ae.save(tmp_path / "vae")
-    back = aekit.load(tmp_path / "vae")
+    back = aekit.load(tmp_path / "vae", device=ae.device.type)
     assert back.config.model.beta == 0.5 and isinstance(back.model, VAE)
     np.testing.assert_allclose(back.encode(x[:5]), ae.encode(x[:5]), rtol=1e-5)
     result = aekit.generate(back, 16, data=x, seed=0)

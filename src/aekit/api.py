@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from aekit import __version__
-from aekit.config import RunConfig
+from aekit.config import DEVICES, RunConfig
 from aekit.data import Dataset, Scaler, check_n_features
 from aekit.data.labels import attach
 from aekit.errors import ConfigError, DataError, FormatError, TrainingError
 from aekit.models import build_model
 from aekit.models.mlp import MLPAutoencoder
-from aekit.pipeline import (PreparedRun, as_dataset, pca_callbacks, per_class_sse,
+from aekit.pipeline import (PreparedRun, as_dataset, host_values, pca_callbacks, per_class_sse,
                             per_row_sse, prepare, reconstruction_errors, starts_from_pca,
                             validation_halves)
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
@@ -256,8 +256,7 @@ class Autoencoder:
     def decode(self, z: Any) -> np.ndarray:
         """Reconstructions from codes, in the units of the training data: (n, n_features)."""
         model = self._require_fitted()
-        z = torch.as_tensor(np.asarray(z.detach().cpu() if isinstance(z, torch.Tensor) else z),
-                            dtype=torch.float32)
+        z = torch.as_tensor(np.asarray(host_values(z, "codes")), dtype=torch.float32)
         if z.ndim != 2 or z.shape[1] != model.cfg.latent_dim:
             raise ConfigError(f"codes must have shape (n, {model.cfg.latent_dim}). "
                               f"Received: shape {tuple(z.shape)}")
@@ -401,8 +400,12 @@ class Autoencoder:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Autoencoder":
-        """Rebuild a saved model; malformed or mismatching files raise :class:`FormatError`."""
+    def load(cls, directory: str | Path, device: str = "cpu") -> "Autoencoder":
+        """Rebuild a saved model; malformed or mismatching files raise :class:`FormatError`.
+
+        ``device``: where the model lives, ``cpu`` (the default), ``cuda`` or ``auto`` (CUDA
+        when PyTorch sees it); inputs are moved there.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise FormatError(f"{directory}: no such model folder (expected a folder with "
@@ -429,6 +432,10 @@ class Autoencoder:
             raise FormatError(f"{directory / 'config.json'}: invalid model config ({exc})") \
                 from exc
         _check_declared_size(ae, n_features, directory / "model.safetensors")
+        if device not in DEVICES:
+            raise ConfigError(f"`device` must be one of {', '.join(DEVICES)}. Received: "
+                              f"device={device!r}")
+        ae.device = resolve_device(device)
         ae.model = ae._build(n_features)
         load_state_into(ae.model, load_tensors(directory / "model.safetensors"),
                         directory / "model.safetensors")
@@ -456,6 +463,7 @@ def _check_declared_size(ae: Autoencoder, n_features: int, weights: Path) -> Non
                           f"of weights but {weights} holds {size} bytes")
 
 
-def load(directory: str | Path) -> Autoencoder:
-    """Load a model saved by :meth:`Autoencoder.save` or ``aekit train``."""
-    return Autoencoder.load(directory)
+def load(directory: str | Path, device: str = "cpu") -> Autoencoder:
+    """Load a model saved by :meth:`Autoencoder.save` or ``aekit train`` (on ``device``:
+    ``cpu``, ``cuda`` or ``auto``)."""
+    return Autoencoder.load(directory, device)

@@ -29,6 +29,7 @@ SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "cosine_rest
              "one_cycle", "plateau")
 SCALINGS = ("auto", "unit", "standard", "minmax", "none")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")  # aekit.training.device applies them
 BALANCES = ("none", "weights", "sampler")
 NOISE_KINDS = ("gaussian", "mask", "saltpepper")
 AUTO_STEPS = 4000
@@ -387,6 +388,10 @@ class TrainConfig:
         "None = off", "auto")
     seed: int = _opt("random seed: same seed, same machine, same result bit for bit", 0)
     device: str = _opt("auto, cpu or cuda", "auto")
+    precision: str = _opt("arithmetic of the training step: fp32; tf32 (CUDA: TensorFloat-32 "
+                          "matrix products; on the CPU the same as fp32); bf16 (forward pass "
+                          "and loss autocast to bfloat16, CPU or CUDA); auto = tf32 on CUDA, "
+                          "fp32 on the CPU", "auto")
     threads: int | None = _opt("CPU threads for PyTorch; default: all cores", None)
     progress: bool = _opt("show a progress bar (plain log lines when not a terminal)", True)
     diagnostics_every_steps: int | None = _opt(
@@ -436,6 +441,7 @@ class TrainConfig:
             parse_batch_schedule(self.batch_schedule)
         _check_number("time_budget", self.time_budget, low=0.0, low_open=True, optional=True)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("precision", self.precision, PRECISIONS)
         _check_number("threads", self.threads, low=1, integer=True, optional=True)
         _check_number("diagnostics_every_steps", self.diagnostics_every_steps, low=1,
                       integer=True, optional=True)

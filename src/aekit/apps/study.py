@@ -81,8 +81,9 @@ class TestErrorPerEpoch(Callback):
         was_training = model.training
         model.eval()
         total = 0.0
+        device = trainer.flat.data.device  # the test rows may live elsewhere (the CPU)
         for i in range(0, self.x_test.shape[0], 4096):
-            xb = self.x_test[i:i + 4096]
+            xb = self.x_test[i:i + 4096].to(device)
             total += float((model(xb).x_hat.double() - xb.double()).pow(2).sum())
         model.train(was_training)
         self.sse.append(total / self.x_test.shape[0])
@@ -120,11 +121,13 @@ def check_strategies(names: Sequence[str]) -> list[str]:
 
 
 def run_strategy(name: str, x_train: np.ndarray, x_test: np.ndarray, epochs: int,
-                 seed: int, threads: int, pca_sse: float,
+                 seed: int, threads: int, pca_sse: float, device: str = "auto",
                  **model: Any) -> dict[str, Any]:
-    """Train one strategy (``model`` overrides ``hidden`` / ``latent_dim``); its table row."""
+    """Train one strategy (``model`` overrides ``hidden`` / ``latent_dim``) on ``device``;
+    its table row."""
     label, changes = STRATEGIES[name]
-    ae = Autoencoder(**{**BASE, **model, **changes}, epochs=epochs, seed=seed, threads=threads)
+    ae = Autoencoder(**{**BASE, **model, **changes}, epochs=epochs, seed=seed, threads=threads,
+                     device=device)
     scorer = TestErrorPerEpoch(torch.from_numpy(x_test))
     t0 = time.perf_counter()
     ae.fit(x_train, callbacks=[scorer])
@@ -186,7 +189,8 @@ def study_data(data: str, test: str | None, max_train_samples: int | None,
 def study(data: str = "fashion-mnist", test: str | None = "auto", *,
           strategies: Sequence[str] | None = None, epochs: int = 20,
           max_train_samples: int | None = None, seed: int = 0, threads: int = 1,
-          hidden: Sequence[int] = (1000, 500, 250), latent_dim: int = 30,
+          device: str = "auto", hidden: Sequence[int] = (1000, 500, 250),
+          latent_dim: int = 30,
           out_dir: str | Path | None = None, log: Callable[[str], None] | None = print,
           n_train: int | None = None) -> dict[str, Any]:
     """Train the study's network under each strategy and tabulate the results.
@@ -199,7 +203,7 @@ def study(data: str = "fashion-mnist", test: str | None = "auto", *,
         max_train_samples: train on a random subset of this many training samples (default:
             all), as ``aekit sweep --max-train-samples``.
         n_train: deprecated name of ``max_train_samples``.
-        seed, threads: as for training; every strategy uses the same seed.
+        seed, threads, device: as for training; every strategy uses the same seed.
         hidden, latent_dim: the network (default: Hinton & Salakhutdinov's).
         out_dir: where ``study.json`` and ``study.md`` go (written atomically); None: nowhere.
         log: called with a line per strategy as it finishes (None: silent).
@@ -232,7 +236,7 @@ def study(data: str = "fashion-mnist", test: str | None = "auto", *,
         f"epochs, {threads} thread(s); PCA-{k} test error {pca_sse:.2f}")
     rows = []
     for name in names:
-        row = run_strategy(name, x_train, x_test, epochs, seed, threads, pca_sse,
+        row = run_strategy(name, x_train, x_test, epochs, seed, threads, pca_sse, device,
                            hidden=tuple(hidden), latent_dim=latent_dim)
         rows.append(row)
         say(f"{name:13s} test {row['test_sse_per_sample']:7.2f}  ratio "

@@ -7,8 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
-from aekit.commands.common import (add_config_options, add_json_option, config_from_args,
-                                   human_output_to_stderr, print_json, save_npy)
+from aekit.commands.common import (add_config_options, add_device_option, add_json_option,
+                                   config_from_args, human_output_to_stderr, print_json,
+                                   save_npy)
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -83,6 +84,7 @@ def generate_parser(sub: argparse._SubParsersAction) -> None:
                    help="instead of sampling: decode --steps codes between the codes of "
                    "samples I and J of --data")
     p.add_argument("--steps", type=int, default=10, help="interpolation steps")
+    add_device_option(p)
     p.set_defaults(func=run_generate)
 
 
@@ -91,7 +93,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from aekit.apps.generate import generate, grid_for, interpolate
     from aekit.data import load
 
-    ae = aekit.load(args.model)
+    ae = aekit.load(args.model, device=args.device)
     if args.interpolate:
         data = load(args.data or ae.config.data.data)
         i, j = _pair(args.interpolate, data.n_samples)

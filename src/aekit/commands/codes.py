@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aekit.commands.common import save_npy
+from aekit.commands.common import add_device_option, save_npy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +38,7 @@ def evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="accepted as in the other verbs; evaluate always prints one JSON "
                    "document on stdout")
+    add_device_option(p)
     p.set_defaults(func=run_evaluate)
 
 
@@ -52,7 +53,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.noise is not None:
         parse_noise(args.noise)  # a bad spec fails before anything is loaded
-    ae = aekit.load(args.model)
+    ae = aekit.load(args.model, device=args.device)
     ds = with_labels(load(args.data), args.labels, "--labels")
     result = {"model": args.model, "data": args.data, "n_samples": ds.n_samples,
               "latent_dim": ae.config.model.latent_dim, **ae.score(ds)}
@@ -92,6 +93,7 @@ def encode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--data", required=True, help="data spec, as for train")
     p.add_argument("--out", required=True, help="output .npy file of shape (n, latent_dim)")
+    add_device_option(p)
     p.set_defaults(func=run_encode)
 
 
@@ -99,7 +101,7 @@ def run_encode(args: argparse.Namespace) -> int:
     import aekit
     from aekit.data import load
 
-    ae = aekit.load(args.model)
+    ae = aekit.load(args.model, device=args.device)
     codes = ae.encode(load(args.data))
     save_npy(args.out, codes)
     print(f"wrote {args.out}: codes of shape {codes.shape}")
@@ -111,6 +113,7 @@ def decode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--codes", required=True, help=".npy file of shape (n, latent_dim)")
     p.add_argument("--out", required=True, help="output .npy file (values in the data's units)")
+    add_device_option(p)
     p.set_defaults(func=run_decode)
 
 
@@ -118,7 +121,7 @@ def run_decode(args: argparse.Namespace) -> int:
     import aekit
     from aekit.data import load
 
-    ae = aekit.load(args.model)
+    ae = aekit.load(args.model, device=args.device)
     codes = load(args.codes).x
     x = ae.decode(codes)
     save_npy(args.out, x)

@@ -25,6 +25,7 @@ CHOICES = {"activation": _config.ACTIVATIONS, "output_activation": _config.OUTPU
            "init": _config.INITS, "loss": _config.LOSSES, "kind": _config.MODEL_KINDS,
            "optimizer": _config.OPTIMIZERS, "schedule": _config.SCHEDULES,
            "scaling": _config.SCALINGS, "device": _config.DEVICES,
+           "precision": _config.PRECISIONS,
            "balance": _config.BALANCES}
 # Flags whose names differ from the field name, and short help-group titles.
 _GROUP_TITLES = {"data": "data", "model": "model", "optim": "optimizer and penalties",
@@ -124,6 +125,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if hasattr(args, name):
             values[name] = getattr(args, name)
     return RunConfig.from_dict(values)
+
+
+def add_device_option(parser: argparse.ArgumentParser, default: str = "cpu",
+                      what: str = "the model runs") -> None:
+    """``--device``: where a verb's model runs (cpu, cuda, or auto: CUDA when PyTorch sees
+    it)."""
+    parser.add_argument("--device", default=default, choices=_config.DEVICES,
+                        help=f"where {what}: cpu, cuda, or auto (CUDA when PyTorch sees it) "
+                        f"(default: {default})")
 
 
 def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aekit.commands.common import StoreWithAlias, add_config_options, config_from_args
+from aekit.commands.common import (StoreWithAlias, add_config_options, add_device_option,
+                                   config_from_args)
 
 # The strategies of `aekit study`, named here so that building the parser does not import
 # aekit.apps.study (and with it PyTorch); the same keys as aekit.apps.study.STRATEGIES, which
@@ -150,6 +151,7 @@ def study_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: 0)")
     p.add_argument("--out", default="study", help="folder for study.md and study.json "
                    "(default: study)")
+    add_device_option(p, "auto", "the strategies train")
     p.set_defaults(func=run_study)
 
 
@@ -166,7 +168,7 @@ def run_study(args: argparse.Namespace) -> int:
     result = study(args.data, args.test,  # "auto": decided by the study (default_test)
                    strategies=args.only.split(",") if args.only is not None else None,
                    epochs=epochs, max_train_samples=max_train_samples, seed=args.seed,
-                   threads=args.threads,
+                   threads=args.threads, device=args.device,
                    hidden=hidden, latent_dim=args.latent_dim, out_dir=args.out,
                    log=lambda line: print(line, flush=True))
     print(result["table"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aekit.commands.common import add_json_option, human_output_to_stderr, print_json
+from aekit.commands.common import (add_device_option, add_json_option, human_output_to_stderr,
+                                   print_json)
 
 
 def _percentiles(text: str) -> tuple[float, float]:
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-pca", dest="pca", action="store_false",
                    help="skip the comparison with PCA")
     p.add_argument("--seed", type=int, default=0, help="seed of the row sample")
+    add_device_option(p)
     add_json_option(p, "the content of explain.json")
     p.set_defaults(func=run)
 
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if args.samples < 0:
             raise ConfigError(f"`--samples` must be >= 2, or 0 for all rows. Received: "
                               f"{args.samples}")
-        ae = aekit.load(args.model)
+        ae = aekit.load(args.model, device=args.device)
         data = args.data or _run_data(args.model, ae.config.data.data)
         found = explain(ae, data, samples=args.samples or None, steps=args.steps,
                         percentiles=args.percentiles, attribution=args.attribution,

@@ -65,12 +65,27 @@ class PreparedRun:
         return labels[self.train_index] if labels is not None else None
 
 
+def host_values(values: Any, name: str) -> Any:
+    """A tensor given for ``name`` (labels, sample weights) as a numpy array, from any device;
+    anything else as given.
+
+    Raises:
+        DataError: a tensor on the ``meta`` device (a shape without values).
+    """
+    if not isinstance(values, torch.Tensor):
+        return values
+    if values.device.type == "meta":
+        raise DataError(f"`{name}` is a tensor on the meta device, which holds no values (only "
+                        f"a shape, {tuple(values.shape)}). Allowed: a numpy array or a tensor "
+                        "with values, on any device")
+    return values.detach().cpu().numpy()
+
+
 def as_dataset(x: Any, source: str = "array") -> Dataset:
     """Wrap a numpy array, torch tensor or :class:`Dataset` as a validated :class:`Dataset`."""
     if isinstance(x, Dataset):
         return x
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+    x = host_values(x, source)  # a tensor on any device: copied to the CPU, as numpy
     return dataset_from_array(np.asarray(x), source)
 
 
@@ -119,7 +134,7 @@ def _target(y: Any, x: Dataset) -> Dataset | None:
     if isinstance(y, Dataset):
         y_arr = y.x
     else:
-        y_arr = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        y_arr = np.asarray(host_values(y, "y (the target)"))
     if y_arr is x.x or (isinstance(y_arr, np.ndarray) and y_arr.size == x.x.size and
                         y_arr.reshape(x.x.shape).dtype == x.x.dtype and
                         np.array_equal(y_arr.reshape(x.x.shape), x.x)):
@@ -152,6 +167,8 @@ def prepare(cfg: RunConfig, x: Any, y: Any = None, validation_data: Any = None,
     ds = as_dataset(x)
     if cfg.data.labels == "none":  # a Dataset's own labels are ignored too
         ds = with_labels(ds, "none")
+    labels, sample_weight = host_values(labels, "labels"), host_values(sample_weight,
+                                                                       "sample_weight")
     ds = attach(ds, labels)
     target = _target(y, ds)
     if validation_data is not None:

@@ -124,6 +124,8 @@ def config_fingerprint(config_dict: dict[str, dict[str, Any]]) -> dict[str, Any]
     flat = {k: v for section in config_dict.values() for k, v in section.items()}
     if flat.get("lr_auto"):  # the range test picks lr after the check: compare lr_auto only
         flat.pop("lr", None)
+    if flat.get("precision") == "auto":  # the default, as in checkpoints from before it existed
+        flat.pop("precision")
     return {k: v for k, v in sorted(flat.items()) if k not in NEUTRAL_OPTIONS}
 
 

@@ -212,6 +212,8 @@ class Diagnostics(Callback):
         self._side_layers: list[str] = []
 
     def on_train_begin(self, trainer: "Trainer") -> None:
+        if self.probe is not None:  # a probe given on another device than the model's
+            self.probe = self.probe.to(trainer.flat.data.device)
         self._writer = next((cb for cb in trainer.callbacks if isinstance(cb, MetricsWriter)),
                             None)
         self._side_layers = side_layers(trainer.model)

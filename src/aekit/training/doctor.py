@@ -173,8 +173,9 @@ class Doctor(Callback):
         current = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
         current.update({f"optim.{k}": v for k, v in trainer.optimizer.state_tensors().items()})
         for name, other in (("current", current), ("best", trainer._best_state or {})):
-            if other.keys() == good.keys() and all(
-                    torch.equal(good[k], other[k]) for k in good):
+            if other.keys() == good.keys() and all(  # a state on another device differs
+                    good[k].device == other[k].device and torch.equal(good[k], other[k])
+                    for k in good):
                 return name
         return None
 
@@ -204,7 +205,9 @@ class Doctor(Callback):
         elif same is not None:
             raise ValueError(f"good_is must be current or best, got {same!r}")
         if good:
-            self._good = good
+            flat = getattr(self._trainer, "flat", None)  # restored on the training device
+            self._good = good if flat is None else {k: v.to(flat.data.device)
+                                                    for k, v in good.items()}
 
     def _is_plateau(self) -> bool:
         losses = self._epoch_losses

@@ -100,10 +100,25 @@ def _derivative(name: str, h: torch.Tensor, u: torch.Tensor | None) -> torch.Ten
     return h * (1.0 - h)
 
 
-@torch.no_grad()
+def _scalar(value: torch.Tensor, host: bool) -> float | torch.Tensor:
+    """A 0-dim result as a Python float on the CPU, where reading it costs nothing (and a
+    tensor operation on a scalar costs more than the read), else as a float64 scalar left on
+    the device: the caller reads it once, with the rest of the step's checks."""
+    return float(value) if host else value.double()
+
+
 def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
                   target: torch.Tensor | None = None,
                   row_weight: torch.Tensor | None = None) -> float:
+    """:func:`lazy_loss_and_grad` with the loss read as a Python float."""
+    return float(lazy_loss_and_grad(model, x, target, row_weight))
+
+
+@torch.no_grad()
+def lazy_loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
+                       target: torch.Tensor | None = None,
+                       row_weight: torch.Tensor | None = None,
+                       read: bool | None = None) -> float | torch.Tensor:
     """Loss of batch ``x`` (recon + code penalty); writes every parameter's ``.grad`` in place.
 
     With the linear (PCA) path, ``linear_encoder(x)`` is added to the encoder stack's output
@@ -116,11 +131,16 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
         target: what the reconstruction is compared with, same shape (default ``x``).
         row_weight: (batch,) weight of each row's loss (default: equal), as
             :func:`aekit.models.mlp.reconstruction_loss` applies it.
+        read: return the loss read as a float (True) or left on the device (False); None:
+            read on the CPU only.
 
     Returns:
-        The batch loss as a Python float.
+        The batch loss: a Python float on the CPU; elsewhere a float64 scalar on ``x``'s
+        device, not read, so that the caller reads it once with whatever else it needs (one
+        wait for the device per step). The same value either way.
     """
     layers, side = _plan(model)
+    host = read if read is not None else x.device.type == "cpu"
     cfg = model.cfg
     t = x if target is None else target
     sigmoid_out = model.output_activation == "sigmoid"
@@ -150,15 +170,15 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     w = None if row_weight is None else row_weight.reshape(-1, 1).to(logits.dtype)
     if cfg.loss == "bce":
         y = torch.sigmoid(logits)
-        loss = float(F.binary_cross_entropy_with_logits(logits, t, weight=w))
+        loss = _scalar(F.binary_cross_entropy_with_logits(logits, t, weight=w), host)
         d = (y - t).mul_(1.0 / n)
     else:
         y = torch.sigmoid(logits) if sigmoid_out else logits
         diff = y - t
         if w is None:
-            loss = float(torch.dot(diff.view(-1), diff.view(-1))) / n
+            loss = _scalar(torch.dot(diff.view(-1), diff.view(-1)), host) / n
         else:
-            loss = float(torch.dot((diff * diff).sum(1), w.view(-1))) / n
+            loss = _scalar(torch.dot((diff * diff).sum(1), w.view(-1)), host) / n
         d = diff.mul_(2.0 / n)
         if sigmoid_out:  # sigmoid' = y - y * y, one pass
             d.mul_(torch.addcmul(y, y, y, value=-1.0))
@@ -167,7 +187,7 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     l1_codes = model.l1_codes
     z = saved[code_index][0]
     if l1_codes:
-        loss += l1_codes * float(z.abs().sum()) / z.shape[0]
+        loss = loss + l1_codes * _scalar(z.abs().sum(), host) / z.shape[0]
     if side:  # linear_decoder: its gradients, and its share of d loss / d z (added below)
         _, _, dec_weight, dec_weight_grad, dec_bias_grad, _ = side[1]
         torch.mm(d.t(), z, out=dec_weight_grad)

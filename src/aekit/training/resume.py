@@ -199,7 +199,9 @@ class Resumable:
                               "trains on CUDA (dropout, sampling would not resume exactly); it "
                               "was written by a run on another device")
         _set_cuda_rng_states(cuda)
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        # on the training device, as the best state a run keeps (the doctor compares them)
+        best = {k[5:]: v.to(self.flat.data.device) for k, v in tensors.items()
+                if k.startswith("best.")}
         self._best_state = best or None
 
 

@@ -119,9 +119,10 @@ class TensorBoardWriter(Callback):
         model = trainer.model
         was_training = model.training
         model.eval()
-        x_hat = model(self.probe).x_hat
+        probe = self.probe.to(trainer.flat.data.device)  # given on any device
+        x_hat = model(probe).x_hat.cpu()
         model.train(was_training)
-        picture = torch.cat([image_strip(self.probe, self.sample_shape),
+        picture = torch.cat([image_strip(self.probe.cpu(), self.sample_shape),
                              image_strip(x_hat, self.sample_shape)], dim=1)
         self.writer.add_image("reconstructions", picture, step, dataformats="CHW")
 

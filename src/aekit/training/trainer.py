@@ -34,6 +34,8 @@ from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import Checkpointer, data_fingerprint
 from aekit.training.noise import corrupt, step_generator
 from aekit.training.optim import FlatOptimizer, FlatParams
+from aekit.training.device import (autocast_dtype, clip_by_norm, matmul_precision, on_device,
+                                   resolve_precision)
 from aekit.training.resume import Resumable
 from aekit.training.schedules import Schedule
 
@@ -83,6 +85,8 @@ def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
     was_training = model.training
     model.eval()
     total = 0.0
+    device = next(model.parameters()).device
+    x, y = on_device(x, device, "x"), on_device(y, device, "y")
     for start in range(0, x.shape[0], EVAL_BATCH):
         xb = x[start:start + EVAL_BATCH]
         out = model(xb) if y is None else model(xb, y[start:start + EVAL_BATCH])
@@ -139,7 +143,10 @@ class Trainer(Resumable):
         self.callbacks = list(callbacks)
         self.flat = FlatParams(model)
         self.optimizer = FlatOptimizer(self.flat, config.optim)
-        self.use_fastpath = fastpath.supports(model)
+        device = self.flat.data.device
+        self.precision = resolve_precision(config.train.precision, device)  # --precision
+        self._autocast = autocast_dtype(self.precision)  # bf16: forward and loss autocast
+        self.use_fastpath = fastpath.supports(model) and self._autocast is None
         self.step = 0
         self.epoch = 0
         self.lr = config.optim.lr
@@ -250,9 +257,7 @@ class Trainer(Resumable):
         if train.clip_value is not None:
             self.flat.grad.clamp_(-train.clip_value, train.clip_value)
         if train.clip_norm is not None:
-            norm = float(torch.linalg.vector_norm(self.flat.grad))
-            if norm > train.clip_norm:
-                self.flat.grad.mul_(train.clip_norm / (norm + 1e-6))
+            clip_by_norm(self.flat.grad, train.clip_norm)
 
     def train_step(self, xb: torch.Tensor, weight: float = 1.0,
                    target: torch.Tensor | None = None,
@@ -270,20 +275,26 @@ class Trainer(Resumable):
         gradients are those of the global batch, the same on every rank, so every rank takes
         the same decision (step or skip).
         """
+        loss: float | torch.Tensor
         if self.world > 1 and xb.shape[0] == 0:  # a shard of a last batch smaller than world
             self.flat.grad.zero_()
             loss = 0.0
         elif self.use_fastpath:  # writes every gradient, no zeroing needed
-            loss = fastpath.loss_and_grad(self.model, xb, target, row_weight)
+            loss = fastpath.lazy_loss_and_grad(self.model, xb, target, row_weight)
         else:
             self.flat.zero_grad()
-            loss = self._autograd_step(xb, target, row_weight)
+            loss = self._autograd_loss(xb, target, row_weight)
         if self.world > 1:
-            loss = distributed.reduce_gradients(self.flat.grad, loss, weight)
-        loss += self._penalty()
+            loss = distributed.reduce_gradients(self.flat.grad, float(loss), weight)
+        penalty = self._penalty()
         for cb in self.callbacks:
             cb.on_after_backward(self, self.step)
-        if not (math.isfinite(loss) and math.isfinite(float(self.flat.grad.sum()))):
+        if isinstance(loss, torch.Tensor):  # a GPU's: one read for the loss and the check
+            loss, grad_sum = torch.stack((loss, self.flat.grad.sum().double())).tolist()
+        else:  # the CPU's (a float already): reading costs nothing there
+            grad_sum = float(self.flat.grad.sum())
+        loss += penalty
+        if not (math.isfinite(loss) and math.isfinite(grad_sum)):
             self.skipped_steps += 1
             return float("nan")
         self._clip()
@@ -292,10 +303,23 @@ class Trainer(Resumable):
 
     def _autograd_step(self, xb: torch.Tensor, target: torch.Tensor | None = None,
                        row_weight: torch.Tensor | None = None) -> float:
-        out = (self.model(xb) if target is None and row_weight is None
-               else self.model(xb, target, row_weight))
+        """Forward and backward by autograd (gradients accumulate into ``flat.grad``); the
+        loss as a Python float."""
+        return float(self._autograd_loss(xb, target, row_weight))
+
+    def _autograd_loss(self, xb: torch.Tensor, target: torch.Tensor | None = None,
+                       row_weight: torch.Tensor | None = None) -> float | torch.Tensor:
+        """:meth:`_autograd_step`'s loss: a float on the CPU, elsewhere a float64 scalar on
+        the device, not read (see :func:`aekit.training.fastpath.lazy_loss_and_grad`)."""
+        if self._autocast is not None:
+            with torch.autocast(xb.device.type, dtype=self._autocast):
+                out = (self.model(xb) if target is None and row_weight is None
+                       else self.model(xb, target, row_weight))
+        else:
+            out = (self.model(xb) if target is None and row_weight is None
+                   else self.model(xb, target, row_weight))
         out.loss.backward()
-        return out.loss.item()
+        return out.loss.item() if xb.device.type == "cpu" else out.loss.detach().double()
 
     # -- the loop -----------------------------------------------------------------------------
     def _batch_size(self, n_train: int) -> int:
@@ -415,6 +439,11 @@ class Trainer(Resumable):
                 ``time_budget`` with neither ``step_size_epochs`` nor ``epochs``.
             TrainingError: every step had a non-finite loss or gradient.
         """
+        device = self.flat.data.device  # tensors given elsewhere are moved (meta: refused)
+        x_train, x_val, y_train, y_val, row_weight, draw_weight = (
+            on_device(t, device, name) for t, name in (
+                (x_train, "x_train"), (x_val, "x_val"), (y_train, "y_train"), (y_val, "y_val"),
+                (row_weight, "row_weight"), (draw_weight, "draw_weight")))
         self._check_targets(x_train, x_val, y_train, y_val)
         self._check_row_weights(x_train, row_weight, draw_weight)
         self._row_weight, self._draw_weight = row_weight, draw_weight
@@ -468,12 +497,13 @@ class Trainer(Resumable):
         self._next_checkpoint = self._checkpoint_after(self.step)
         self._arm_checkpoint_timer()
         t_start = time.perf_counter()
-        for epoch in range(self.epoch, self.epochs):
-            if self.stop_training:  # a resumed run that had already stopped early
-                break
-            self._run_epoch(epoch, x_train, x_val, y_train, y_val, n_train)
-            if self.stop_training:
-                break
+        with matmul_precision(self.precision, device):  # TF32 on or off (CUDA only)
+            for epoch in range(self.epoch, self.epochs):
+                if self.stop_training:  # a resumed run that had already stopped early
+                    break
+                self._run_epoch(epoch, x_train, x_val, y_train, y_val, n_train)
+                if self.stop_training:
+                    break
         self.epoch = min(len(self.history.epochs), self.epochs)
         if self._checkpointers and self._saved_at != (self.step, self.epoch, 0):
             self._save_checkpoints(self.epoch, 0, (0.0, 0, 0))  # the final state
