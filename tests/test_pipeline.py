@@ -260,3 +260,37 @@ def test_a_model_that_cannot_beat_pca_ends_as_pca(tabular):
     else:  # kept only with a clear gain
         assert float(np.mean((ae.reconstruct_scaled(run.x_val) - run.x_val) ** 2)) < \
             float(np.mean((pca_rec - run.x_val) ** 2))
+
+
+def test_the_same_max_train_samples_keeps_the_same_rows_in_sweep_and_study():
+    """One rule draws the subsample (:func:`aekit.pipeline.subsample_rows`): the sweep and the
+    study keep the same rows of the same data for the same seed."""
+    from aekit.apps.study import study_data
+    from aekit.apps.sweep import sweep_data
+    from aekit.pipeline import subsample_rows
+
+    cfg = RunConfig().replace(data="digits", test_split=0.1, seed=3)
+    kept, _, _ = sweep_data(cfg, 300)
+    x_study, _, _ = study_data("digits", None, 300, seed=3)  # digits are scaled by 1/16
+    np.testing.assert_array_equal(x_study * 16, kept.x)
+    assert subsample_rows(1000, None, 0) is None and subsample_rows(10, 10, 0) is None
+    rows = subsample_rows(1000, 50, 0)
+    assert len(rows) == 50 and np.all(np.diff(rows) > 0)
+    with pytest.raises(ConfigError, match="`max_train_samples` must be at least 1"):
+        subsample_rows(1000, 0, 0)
+
+
+def test_train_and_sweep_refuse_a_latent_size_by_one_rule(tmp_path):
+    """A latent size not smaller than the feature count: the same message from ``aekit
+    train``'s defaults and from a sweep's sizes."""
+    from aekit.apps.sweep import sweep
+    from aekit.pipeline import check_latent_dims, data_defaults
+
+    with pytest.raises(ConfigError) as one:
+        data_defaults(RunConfig().replace(latent_dim=64), 100, 64, "image")
+    with pytest.raises(ConfigError) as many:
+        sweep(RunConfig().replace(data="digits", epochs=1), [8, 64, 70], tmp_path, log=False)
+    for caught in (one, many):
+        assert "`latent_dim` must be smaller than the number of features (64)" in str(caught.value)
+    assert "latent sizes [64, 70]" in str(many.value)
+    check_latent_dims([1, 63], 64)  # no error

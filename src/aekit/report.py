@@ -31,7 +31,7 @@ import numpy as np
 from aekit.errors import AekitError, FormatError
 from aekit.report_plots import (plot_code_map, plot_curves, plot_pca_bars, plot_reconstructions,
                                  plot_series)
-from aekit.serialization import atomic_write_bytes, read_json
+from aekit.serialization import atomic_write_bytes, read_json, weights_hash
 
 MAX_CODE_POINTS = 2000
 N_RECONSTRUCTIONS = 10
@@ -353,8 +353,6 @@ def section_explain(run_dir: Path) -> str:
     except (FormatError, KeyError, TypeError) as exc:
         return out[0] + _note(f"explain.json could not be read ({exc}).")
     try:
-        from aekit.apps.explain import weights_hash
-
         current = weights_hash(run_dir)
         if doc.get("model_sha256") and current and doc["model_sha256"] != current:
             out.append('<p class="bad">This explanation was written for other weights than '

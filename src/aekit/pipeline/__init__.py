@@ -41,6 +41,7 @@ from aekit.pipeline.classes import (
     probe,
     probe_vs_pca)
 from aekit.pipeline.decisions import (
+    check_latent_dims,
     check_sample_weight,
     class_counts,
     training_weights,
@@ -58,6 +59,7 @@ from aekit.pipeline.decisions import (
     split_indices,
     split_plan,
     starts_from_pca,
+    subsample_rows,
     validation_fraction)
 from aekit.pipeline.prepare import (
     MIN_CHECK_ROWS,
@@ -93,6 +95,7 @@ __all__ = [
     "per_class_sse",
     "probe",
     "probe_vs_pca",
+    "check_latent_dims",
     "check_sample_weight",
     "class_counts",
     "training_weights",
@@ -110,6 +113,7 @@ __all__ = [
     "split_indices",
     "split_plan",
     "starts_from_pca",
+    "subsample_rows",
     "validation_fraction",
     "MIN_CHECK_ROWS",
     "PreparedRun",

@@ -4,7 +4,7 @@ weights of the training rows (sample weights, class balancing)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -73,6 +73,25 @@ def split_plan(n: int, test_fraction: float, validation_split: float | str,
     return rest[keep], rest[val], test
 
 
+def subsample_rows(n_rows: int, max_train_samples: int | None, seed: int) -> np.ndarray | None:
+    """The rows a ``max_train_samples`` option keeps of ``n_rows`` (sweep, study): a random
+    subset drawn with ``seed``, sorted; None when every row is kept.
+
+    Raises:
+        ConfigError: ``max_train_samples`` below 1.
+    """
+    if max_train_samples is None:
+        return None
+    if isinstance(max_train_samples, bool) or not isinstance(max_train_samples,
+                                                              (int, np.integer)) \
+            or max_train_samples < 1:
+        raise ConfigError(f"`max_train_samples` must be at least 1. Received: "
+                          f"max_train_samples={max_train_samples!r}")
+    if max_train_samples >= n_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n_rows)[:max_train_samples])
+
+
 # -- 2. scale ---------------------------------------------------------------------------------
 def in_unit_range(low: float, high: float) -> bool:
     """True when every value lies within [0, 1]."""
@@ -124,10 +143,7 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
     latent = model.latent_dim
     if latent is None:
         latent = min(MAX_LATENT, math.ceil(n_features / 4), n_features - 1)
-    elif latent >= n_features:
-        raise ConfigError(f"`latent_dim` must be smaller than the number of features "
-                          f"({n_features}): a code as large as the data can copy it and learns "
-                          f"nothing. Received: latent_dim={latent}; allowed: 1..{n_features - 1}")
+    check_latent_dims([latent], n_features)
     hidden = model.hidden
     changes: dict[str, Any] = {"latent_dim": latent}
     if hidden is None:
@@ -143,6 +159,23 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
     if cfg.train.batch_size is None:
         changes["batch_size"] = auto_batch_size(n_train)
     return cfg.replace(**changes)
+
+
+def check_latent_dims(sizes: Sequence[int], n_features: int) -> None:
+    """Refuse latent sizes that are not smaller than the feature count (``aekit train``'s
+    ``latent_dim``, a sweep's sizes): the identity would be a perfect "autoencoder".
+
+    Raises:
+        ConfigError: a size of ``n_features`` or more.
+    """
+    too_large = [int(k) for k in sizes if k >= n_features]
+    if not too_large:
+        return
+    received = (f"latent_dim={too_large[0]}" if len(sizes) == 1 else
+                f"latent sizes {too_large}, not smaller than the number of features")
+    raise ConfigError(f"`latent_dim` must be smaller than the number of features "
+                      f"({n_features}): a code as large as the data can copy it and learns "
+                      f"nothing. Received: {received}; allowed: 1..{n_features - 1}")
 
 
 def long_budget(cfg: RunConfig, n_train: int) -> bool:

@@ -16,10 +16,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-if TYPE_CHECKING:
-    from aekit.training.trainer import Trainer
+# The hooks are given the running :class:`aekit.training.trainer.Trainer`. It imports this
+# module, so this one does not import it back (not even for annotations): the two would
+# depend on each other.
+Trainer = Any
 
 
 class Callback:

@@ -37,11 +37,10 @@ import torch
 
 from aekit.errors import ConfigError, FormatError
 from aekit.serialization import MAX_JSON_BYTES, is_int, is_number, load_tensors
-from aekit.training.callbacks import Callback
+from aekit.training.callbacks import Callback, Trainer
 
 if TYPE_CHECKING:
     from aekit.config import RunConfig
-    from aekit.training.trainer import Trainer
 
 CHECKPOINT_FORMAT = "aekit-checkpoint"
 CHECKPOINT_VERSION = 1

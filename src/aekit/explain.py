@@ -24,24 +24,24 @@ space the model works in (pixels in [0, 1], standardized columns...):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from aekit import __version__
 from aekit.data import Dataset, check_n_features
 from aekit.errors import AekitError, ConfigError
-from aekit.serialization import atomic_write_bytes, write_json
+from aekit.serialization import atomic_write_bytes, weights_hash, write_json
 
-if TYPE_CHECKING:
-    from aekit.api import Autoencoder
+# The trained model is an :class:`aekit.api.Autoencoder`, whose ``explain`` method calls
+# :func:`explain`: this module does not import it back (the two would depend on each other).
+Autoencoder = Any
 
 FORMAT = "aekit-explain"
 FORMAT_VERSION = 1
@@ -344,21 +344,6 @@ def feature_names(ds: Dataset, sample_shape: tuple[int, ...] | None = None,
         return [f"pixel[{r},{c},{k}]" for k in range(shape[0]) for r in range(shape[1])
                 for c in range(shape[2])]
     return [f"f{j}" for j in range(ds.n_features)]
-
-
-def weights_hash(model_dir: str | Path | None) -> str | None:
-    """SHA-256 of ``model_dir/model.safetensors`` (None without one): ``explain.json`` records
-    it so that a report can tell an explanation of older weights."""
-    if model_dir is None:
-        return None
-    path = Path(model_dir) / "model.safetensors"
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- PCA --------------------------------------------------------------------------------------
