@@ -294,3 +294,47 @@ def test_train_and_sweep_refuse_a_latent_size_by_one_rule(tmp_path):
         assert "`latent_dim` must be smaller than the number of features (64)" in str(caught.value)
     assert "latent sizes [64, 70]" in str(many.value)
     check_latent_dims([1, 63], 64)  # no error
+
+
+def test_the_automatic_batch_size_is_one_rule():
+    """The pipeline's default and the trainer's batch for the same rows come from one rule."""
+    from aekit.config import requested_batch_size
+    from aekit.models import build_model
+    from aekit.pipeline import data_defaults
+    from aekit.training.trainer import Trainer
+
+    for n_train in (24, 1000, 60_000):
+        cfg = data_defaults(RunConfig(), n_train, 10, "tabular")
+        model = build_model(cfg.model, 10, "identity", 0.0, (10,))
+        trainer = Trainer(model, RunConfig().replace(hidden=cfg.model.hidden, latent_dim=3))
+        assert cfg.train.batch_size == requested_batch_size(None, n_train)
+        assert trainer._batch_size(n_train) == min(cfg.train.batch_size, n_train)
+    assert requested_batch_size(7, 1000) == 7
+
+
+def test_explain_and_evaluate_compare_a_loaded_model_with_the_same_pca(tmp_path, monkeypatch,
+                                                                       capsys):
+    """``aekit evaluate`` and ``aekit explain`` of a loaded model both prepare its run again
+    through :func:`aekit.pipeline.training_run_of`: the same rows, scaler and PCA."""
+    import aekit.pipeline as pipeline
+    from aekit.cli import main
+
+    out = tmp_path / "run"
+    train_run(RunConfig().replace(data="digits", epochs=1, threads=1, progress=False,
+                                  latent_dim=4, hidden=(16,)), out)
+    seen = []
+    real = pipeline.training_run_of
+
+    def spy(cfg, data=None):
+        run, why = real(cfg, data)
+        seen.append((cfg.data.data, data, run.pca.components_.copy()))
+        return run, why
+
+    monkeypatch.setattr(pipeline, "training_run_of", spy)
+    assert main(["evaluate", "--model", str(out), "--data", "digits"]) == 0
+    ae = aekit.load(out)
+    found = ae.explain("digits", samples=100, steps=3).to_dict()
+    assert [s[0] for s in seen] == ["digits", "digits"]
+    np.testing.assert_array_equal(seen[0][2], seen[1][2])
+    assert "PCA refitted on the run's training rows" in found["pca"]["source"]
+    capsys.readouterr()

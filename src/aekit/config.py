@@ -55,6 +55,13 @@ def auto_batch_size(n_train: int) -> int:
     return int(min(256, max(16, 2 ** round(math.log2(max(1.0, n_train / 32))))))
 
 
+def requested_batch_size(batch_size: int | None, n_train: int) -> int:
+    """The batch size a run asks for: ``batch_size``, or :func:`auto_batch_size` of its
+    ``n_train`` training rows when it is None (auto). The one rule: the pipeline's defaults,
+    the trainer and the learning-rate range test all ask it."""
+    return batch_size if batch_size is not None else auto_batch_size(n_train)
+
+
 def auto_patience(epochs: int) -> int:
     """Early-stopping patience ``auto``: a tenth of the run's epochs, at least 5."""
     return max(5, epochs // 10)

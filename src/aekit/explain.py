@@ -36,7 +36,7 @@ import numpy as np
 
 from aekit import __version__
 from aekit.data import Dataset, check_n_features
-from aekit.errors import AekitError, ConfigError
+from aekit.errors import ConfigError
 from aekit.serialization import atomic_write_bytes, weights_hash, write_json
 
 # The trained model is an :class:`aekit.api.Autoencoder`, whose ``explain`` method calls
@@ -379,19 +379,17 @@ def _pca(ae: Autoencoder, ds: Dataset, xs: np.ndarray,
                                    "trained"}
     if own:
         from aekit.data.out_of_core import should_stream
-        from aekit.pipeline import prepare_spec
+        from aekit.pipeline import training_run_of
 
         reason = "the run's data is read out of core" if should_stream(ds.source) else None
         if reason is None:
-            try:
-                # the data as named here: the run may have named it from another folder
-                run = prepare_spec(ae.config.replace(balance="none", data=ds.source))
+            # the data as named here: the run may have named it from another folder
+            run, reason = training_run_of(ae.config, ds.source)
+            if run is not None:
                 return run.pca, {"components": int(run.pca.n_components_),
                                  "source": f"PCA refitted on the run's training rows of "
                                            f"{ds.source} (its own split and scaling), as in "
                                            "training"}
-            except (AekitError, OSError) as exc:
-                reason = f"the run's data could not be prepared ({exc})"
         note = f"; {reason}"
     elif own is None:
         note = (": rows given in memory, not known to be the model's training data (PCA's "

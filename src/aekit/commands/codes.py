@@ -47,8 +47,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from aekit.data.labels import same_classes, with_labels
     from aekit.baselines.pca import fit_pca
     from aekit.config import parse_noise
-    from aekit.errors import AekitError
-    from aekit.pipeline import denoising_errors, label_summary, prepare_spec
+    from aekit.pipeline import denoising_errors, label_summary, training_run_of
 
     if args.noise is not None:
         parse_noise(args.noise)  # a bad spec fails before anything is loaded
@@ -62,10 +61,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         why = ("the model holds no summary.json (saved from Python with ae.save()): its "
                "training data is not recorded")
     elif ds.labels is not None or args.noise is not None:
-        try:  # the run's own preparation: its training rows, scaler and PCA
-            run = prepare_spec(ae.config.replace(balance="none", noise=None))
-        except AekitError as exc:
-            why = f"the run's training data could not be loaded ({exc})"
+        # the run's own preparation: its training rows, scaler and PCA
+        run, why = training_run_of(ae.config)
     if args.noise is not None:
         pca = run.pca if run is not None else fit_pca(ae.scaler.transform(ds.x),
                                                       ae.config.model.latent_dim)

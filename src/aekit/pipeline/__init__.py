@@ -69,6 +69,7 @@ from aekit.pipeline.prepare import (
     prepare,
     prepare_spec,
     subset,
+    training_run_of,
     validation_halves,
     with_config)
 from aekit.pipeline.scoring import (
@@ -122,6 +123,7 @@ __all__ = [
     "prepare",
     "prepare_spec",
     "subset",
+    "training_run_of",
     "validation_halves",
     "with_config",
     "KEEP_T",

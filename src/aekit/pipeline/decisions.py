@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from aekit.baselines.pca import fit_pca
-from aekit.config import RunConfig, auto_batch_size
+from aekit.config import RunConfig, requested_batch_size
 from aekit.data import Scaler
 from aekit.errors import ConfigError, DataError
 
@@ -131,7 +131,7 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
     - With ``time_budget`` on such images and at least :data:`LONG_BUDGET_MS_PER_ROW` of it
       per training row: ``hidden`` ``1000,500,250`` and, for Adam, ``weight_decay`` 0.5 (a
       larger model trained long overfits without it).
-    - ``batch_size``: :func:`aekit.config.auto_batch_size` of the training rows.
+    - ``batch_size``: :func:`aekit.config.requested_batch_size` of the training rows.
 
     Raises:
         ConfigError: a latent size the data cannot have.
@@ -156,8 +156,7 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
         else:
             hidden = (int(min(256, max(64, 2 * n_features))),)
     changes["hidden"] = hidden
-    if cfg.train.batch_size is None:
-        changes["batch_size"] = auto_batch_size(n_train)
+    changes["batch_size"] = requested_batch_size(cfg.train.batch_size, n_train)
     return cfg.replace(**changes)
 
 

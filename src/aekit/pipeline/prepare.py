@@ -79,6 +79,31 @@ def prepare_spec(cfg: RunConfig) -> PreparedRun:
     return prepare(cfg, data, test=test, test_source=test_source)
 
 
+def training_run_of(cfg: RunConfig, data: str | None = None
+                    ) -> tuple[PreparedRun | None, str | None]:
+    """The run a saved model was trained by, prepared again from its configuration: its
+    training rows, scaler and PCA, the PCA a loaded model is compared with (``aekit
+    evaluate``, ``aekit explain``). Class balancing and noise are left out: they do not change
+    the rows, the scaler or PCA.
+
+    Args:
+        cfg: the model's configuration (``config.json``). data: the training data as named
+            now (the run may have named it from another folder); None: ``cfg``'s.
+
+    Returns:
+        ``(run, None)``, or ``(None, why)`` when the data cannot be prepared (moved, deleted).
+    """
+    from aekit.errors import AekitError
+
+    changes: dict[str, Any] = {"balance": "none", "noise": None}
+    if data is not None:
+        changes["data"] = data
+    try:
+        return prepare_spec(cfg.replace(**changes)), None
+    except (AekitError, OSError) as exc:
+        return None, f"the run's training data could not be prepared ({exc})"
+
+
 def _target(y: Any, x: Dataset) -> Dataset | None:
     """The target as a Dataset shaped like ``x``; None when it is the input itself."""
     if y is None:

@@ -26,8 +26,8 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_batch_size, auto_epochs,
-                          auto_patience, batch_sizes, parse_noise)
+from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_epochs, auto_patience,
+                          batch_sizes, parse_noise, requested_batch_size)
 from aekit.errors import ConfigError, TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.callbacks import Callback
@@ -300,10 +300,10 @@ class Trainer(Resumable):
     # -- the loop -----------------------------------------------------------------------------
     def _batch_size(self, n_train: int) -> int:
         """Samples per step: the whole split for gd, else ``batch_size`` (auto: chosen from
-        ``n_train`` by :func:`aekit.config.auto_batch_size`), at most ``n_train``."""
+        ``n_train`` by :func:`aekit.config.requested_batch_size`), at most ``n_train``."""
         if self.config.optim.optimizer == "gd":
             return max(1, n_train)
-        size = self.config.train.batch_size or auto_batch_size(n_train)
+        size = requested_batch_size(self.config.train.batch_size, n_train)
         return max(1, min(size, n_train))
 
     def _steps_for(self, batch_size: int, x_train: Any) -> int:
