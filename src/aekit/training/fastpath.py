@@ -115,7 +115,7 @@ def loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
         x: (batch, n_features) batch in the scaled data space.
         target: what the reconstruction is compared with, same shape (default ``x``).
         row_weight: (batch,) weight of each row's loss (default: equal), as
-            :func:`aekit.models.mlp.reconstruction_loss` applies it.
+            :func:`aekit.models.base.reconstruction_loss` applies it.
 
     Returns:
         The batch loss as a Python float.
