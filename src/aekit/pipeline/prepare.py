@@ -21,7 +21,7 @@ from aekit.data.labels import attach, same_classes, test_labels_spec, with_label
 from aekit.data.out_of_core import should_stream
 from aekit.errors import ConfigError, DataError
 from aekit.training.noise import VALIDATION_STREAM, corrupt_array
-from aekit.training.trainer import check_validation_options
+from aekit.training.inputs import check_validation_options
 from aekit.pipeline.decisions import (check_sample_weight, choose_output, choose_scaler,
                                       data_defaults, fit_baseline, in_unit_range, split_plan,
                                       training_weights)

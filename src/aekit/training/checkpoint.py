@@ -336,7 +336,7 @@ def load_latest(directory: str | Path) -> TrainingState | None:
 
 class Checkpointer(Callback):
     """Saves the trainer's full state every ``every_steps`` steps, at least every
-    :data:`~aekit.training.trainer.CHECKPOINT_SECONDS` of training, and at the end.
+    :data:`~aekit.training.checkpoint_timing.CHECKPOINT_SECONDS` of training, and at the end.
 
     The trainer finds it among its callbacks and calls :meth:`save` at those moments (a
     counter check and a clock read per step): when the step count reaches a multiple of
