@@ -40,7 +40,7 @@ def train_into(ae: Any, run: PreparedRun, out_dir: str | Path,
     cfg = run.config
     out_dir = Path(out_dir)
     if not distributed.is_main_process():  # under torchrun only rank 0 writes files
-        ae.fit_prepared(run, callbacks=[distributed.follower_checkpointer(cfg, out_dir),
+        ae.fit_prepared(run, callbacks=[prepare_checkpoints(cfg, out_dir, writer=False),
                                         *callbacks])
         return {}
     metrics = MetricsWriter(out_dir / "metrics.jsonl", append=cfg.train.resume)

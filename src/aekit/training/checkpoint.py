@@ -393,13 +393,18 @@ def _flushed_metrics_size(trainer: "Trainer") -> int:
     return 0
 
 
-def prepare_checkpoints(cfg: "RunConfig", out_dir: str | Path) -> Checkpointer:
+def prepare_checkpoints(cfg: "RunConfig", out_dir: str | Path,
+                        writer: bool = True) -> Checkpointer:
     """The Checkpointer of a run; with ``cfg.train.resume``, loaded from ``out_dir``.
 
     On resume the newest valid checkpoint is chosen (damaged ones are skipped with a warning
     on stderr), the configuration is compared with the checkpoint's, and ``metrics.jsonl`` is
     cut back to what it held when the checkpoint was written, so that the resumed run appends
     with no gap and no duplicate. Without a checkpoint the run starts from the beginning.
+
+    ``writer=False`` is the Checkpointer of a rank other than 0 under torchrun: it loads and
+    checks the checkpoint rank 0 resumes from (so a mismatch fails on every rank) but prints,
+    cuts back and writes nothing (the trainer saves checkpoints on rank 0 only).
 
     Raises:
         ConfigError: the checkpoint was written under another configuration.
@@ -412,6 +417,10 @@ def prepare_checkpoints(cfg: "RunConfig", out_dir: str | Path) -> Checkpointer:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         state = load_latest(out_dir)
+    if not writer:  # rank 0 prints the warnings and cuts metrics.jsonl back
+        if state is not None:
+            check_config_matches(state, cfg.to_dict())
+        return Checkpointer(out_dir, every, resume_from=state)
     for warning in caught:
         print(f"aekit train: warning: {warning.message}", file=sys.stderr, flush=True)
     metrics = out_dir / "metrics.jsonl"
