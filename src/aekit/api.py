@@ -321,7 +321,7 @@ class Autoencoder:
                 ``feature_errors.png``, ``unit_features.png`` and ``traversals.npy`` into.
 
         Returns:
-            An :class:`aekit.explain.Explanation`: ``.to_dict()`` is ``explain.json``'s
+            An :class:`aekit.explanation.Explanation`: ``.to_dict()`` is ``explain.json``'s
             content; ``.save(dir)`` writes the files.
 
         Raises:

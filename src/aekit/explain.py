@@ -20,15 +20,15 @@ space the model works in (pixels in [0, 1], standardized columns...):
 3. **Each unit's strongest input features**: Pearson correlation between each input feature and
    each code unit over the rows (signed, free of the features' units), with the gradient
    attribution (mean ``|d code / d input|``) beside it; ``attribution`` picks which one ranks.
+
+The result is an :class:`~aekit.explanation.Explanation` (``explain.json``, the pictures); the
+maths of the traversals and attributions is in :mod:`aekit.explain_views`.
 """
 
 from __future__ import annotations
 
-import io
-import math
 import numbers
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,10 @@ import numpy as np
 from aekit import __version__
 from aekit.data import Dataset, check_n_features
 from aekit.errors import ConfigError
-from aekit.serialization import atomic_write_bytes, weights_hash, write_json
+from aekit.explain_views import (correlation_scores, gradient_scores, robust_range,
+                                 traversal_doc, traversals, unit_doc)
+from aekit.explanation import FILES, MAX_AXES, TOP_FEATURES, Explanation, summary_lines
+from aekit.serialization import weights_hash
 
 # The trained model is an :class:`aekit.api.Autoencoder`, whose ``explain`` method calls
 # :func:`explain`: this module does not import it back (the two would depend on each other).
@@ -45,14 +48,8 @@ Autoencoder = Any
 
 FORMAT = "aekit-explain"
 FORMAT_VERSION = 1
-MAX_AXES = 8          # above this latent size, traverse the codes' top principal directions
-TOP_FEATURES = 5      # features named per unit / direction
 WORST_FEATURES = 10   # features listed as the worst and best reconstructed
 ATTRIBUTIONS = ("correlation", "gradient")
-FILES = {"json": "explain.json", "traversals": "traversals.png",
-         "feature_errors": "feature_errors.png", "unit_features": "unit_features.png",
-         "decoded": "traversals.npy"}
-GRAD_BATCH = 512
 ARRAY_SOURCE = "explain input"  # the source of rows given in memory
 
 METHODS = {
@@ -62,115 +59,6 @@ METHODS = {
     "gradient": "mean |d code / d input| over the explained rows, in the scaled space (the "
                 "local sensitivity of the unit to each input, unsigned)",
 }
-
-
-@dataclass
-class Explanation:
-    """What :func:`explain` found: the numbers of ``explain.json`` and the arrays behind the
-    pictures.
-
-    Attributes:
-        document: the content of ``explain.json`` (:meth:`to_dict`).
-        traversals: decoded traversals in the data's units, (directions, steps, n_features).
-        traversals_scaled: the same in the scaled space the model works in.
-        directions: (directions, latent_dim): the unit vectors moved along (code units, or the
-            codes' principal directions).
-        feature_mse, pca_feature_mse: per-feature mean squared error (scaled); PCA's or None.
-        correlation, gradient: (latent_dim, n_features): each unit's correlation with each
-            input, and its mean |d code / d input|.
-        direction_correlation, direction_gradient: the same for the codes' principal
-            directions when the traversals follow them; None when they follow the units.
-        sample_shape: the shape of one sample. value_range: the scaled values shown from
-            black to white in the image grid.
-    """
-
-    document: dict[str, Any]
-    traversals: np.ndarray
-    traversals_scaled: np.ndarray
-    directions: np.ndarray
-    feature_mse: np.ndarray
-    pca_feature_mse: np.ndarray | None
-    correlation: np.ndarray
-    gradient: np.ndarray
-    direction_correlation: np.ndarray | None = None
-    direction_gradient: np.ndarray | None = None
-    sample_shape: tuple[int, ...] = ()
-    value_range: tuple[float, float] = (0.0, 1.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The content of ``explain.json``."""
-        return self.document
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.document["feature_names"])
-
-    @property
-    def is_image(self) -> bool:
-        return self.document["data_kind"] == "image"
-
-    def shown_scores(self) -> tuple[np.ndarray, list[str]]:
-        """The attribution scores drawn in ``unit_features.png`` (the traversal's units or
-        directions, by the ranking method) and their row labels."""
-        method = self.document["unit_features"]["method"]
-        if self.direction_correlation is not None:
-            scores = (self.direction_correlation if method == "correlation"
-                      else self.direction_gradient)
-        else:
-            scores = self.correlation if method == "correlation" else self.gradient
-        labels = [d["name"] for d in self.document["traversals"]["directions"]]
-        return scores[:len(labels)], labels
-
-    def save(self, out: str | Path) -> dict[str, Path]:
-        """Write ``explain.json``, the three PNGs and ``traversals.npy`` into ``out``
-        (created; each file atomically).
-
-        Returns:
-            The paths written, by kind (``json``, ``traversals``, ``feature_errors``,
-            ``unit_features``, ``decoded``).
-        """
-        from aekit import explain_plots as plots
-
-        out = Path(out)
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"the output of explain is a folder, and {out} is a file")
-        out.mkdir(parents=True, exist_ok=True)
-        doc = self.document
-        trav = doc["traversals"]
-        labels = [d["name"] for d in trav["directions"]]
-        steps = [f"{p:.3g}%" for p in trav["step_percentiles"]]
-        if self.is_image:
-            traversal_png = plots.traversal_grid(
-                self.traversals_scaled, self.sample_shape, labels, steps, self.value_range,
-                f"Latent traversals: {trav['mode']}, {trav['percentiles'][0]:g}th to "
-                f"{trav['percentiles'][1]:g}th percentile, the rest of the code at its median")
-            errors_png = plots.error_map(self.feature_mse, self.pca_feature_mse,
-                                         self.sample_shape, doc["pca"]["components"]
-                                         if doc["pca"] else None)
-        else:
-            traversal_png = plots.traversal_panels(
-                self.traversals_scaled, self.feature_names, labels, steps,
-                [[f["index"] for f in d["top_features"]] for d in trav["directions"]],
-                f"Latent traversals ({trav['mode']}): reconstructed features, scaled units")
-            errors_png = plots.error_bars(self.feature_mse, self.pca_feature_mse,
-                                          self.feature_names, doc["pca"]["components"]
-                                          if doc["pca"] else None)
-        scores, rows = self.shown_scores()
-        method = doc["unit_features"]["method"]
-        if self.is_image:
-            units_png = plots.attribution_maps(scores, self.sample_shape, rows, method)
-        else:
-            units_png = plots.attribution_bars(scores, self.feature_names, rows, method,
-                                               TOP_FEATURES)
-        paths = {k: out / v for k, v in FILES.items()}
-        atomic_write_bytes(paths["traversals"], traversal_png)
-        atomic_write_bytes(paths["feature_errors"], errors_png)
-        atomic_write_bytes(paths["unit_features"], units_png)
-        buf = io.BytesIO()
-        np.save(buf, self.traversals.astype(np.float32), allow_pickle=False)
-        atomic_write_bytes(paths["decoded"], buf.getvalue())
-        write_json(paths["json"], doc)  # last: its presence says the pictures are complete
-        return paths
 
 
 # -- the entry point ------------------------------------------------------------------------
@@ -230,14 +118,14 @@ def explain(ae: Autoencoder, x: Any, *, samples: int | None = 2000, steps: int =
         pca_hat = pca_model.inverse_transform(pca_model.transform(xs))
         pca_feature_mse = np.square(pca_hat.astype(np.float64) - xs).mean(axis=0)
 
-    trav = _traversals(ae, codes, steps, percentiles, max_axes)
-    correlation = _correlation(xs, codes)
-    gradient = _gradient(ae, xs, None)
+    trav = traversals(ae, codes, steps, percentiles, max_axes)
+    correlation = correlation_scores(xs, codes)
+    gradient = gradient_scores(ae, xs, None)
     dir_corr = dir_grad = None
     if trav["mode_key"] == "directions":
         projections = (codes - trav["base"]) @ trav["vectors"].T
-        dir_corr = _correlation(xs, projections)
-        dir_grad = _gradient(ae, xs, trav["vectors"])
+        dir_corr = correlation_scores(xs, projections)
+        dir_grad = gradient_scores(ae, xs, trav["vectors"])
     rank = correlation if attribution == "correlation" else gradient
     dir_rank = (dir_corr if attribution == "correlation" else dir_grad) \
         if dir_corr is not None else None
@@ -258,24 +146,24 @@ def explain(ae: Autoencoder, x: Any, *, samples: int | None = 2000, steps: int =
         "reconstruction": _overall(feature_mse, pca_feature_mse),
         "pca": pca_note,
         "feature_errors": _feature_errors(names, feature_mse, pca_feature_mse, variance),
-        "traversals": _traversal_doc(trav, names, percentiles, steps),
+        "traversals": traversal_doc(trav, names, percentiles, steps),
         "unit_features": {
             "method": attribution, "methods": dict(METHODS),
             "also": [m for m in ATTRIBUTIONS if m != attribution],
             "top_k": TOP_FEATURES,
-            "units": [_unit_doc(f"unit {j}", names, rank[j], correlation[j], gradient[j],
+            "units": [unit_doc(f"unit {j}", names, rank[j], correlation[j], gradient[j],
                                 {"unit": j, "code_mean": float(codes[:, j].mean()),
                                  "code_std": float(codes[:, j].std())})
                       for j in range(latent)],
             "directions": None if dir_rank is None else [
-                _unit_doc(d["name"], names, dir_rank[i], dir_corr[i], dir_grad[i],
+                unit_doc(d["name"], names, dir_rank[i], dir_corr[i], dir_grad[i],
                           {"direction": i, "code_variance_share": d["code_variance_share"]})
                 for i, d in enumerate(trav["doc"])],
         },
         "files": {k: v for k, v in FILES.items() if k != "json"},
     }
     bounds = ae.scaler.output_range
-    value_range = bounds if bounds is not None else _robust_range(trav["decoded_scaled"])
+    value_range = bounds if bounds is not None else robust_range(trav["decoded_scaled"])
     return Explanation(document, trav["decoded"], trav["decoded_scaled"], trav["vectors"],
                        feature_mse, pca_feature_mse, correlation, gradient, dir_corr, dir_grad,
                        tuple(ae.sample_shape), value_range)
@@ -437,169 +325,4 @@ def _feature_errors(names: list[str], mse: np.ndarray, pca_mse: np.ndarray | Non
     }
 
 
-# -- traversals -------------------------------------------------------------------------------
-def _traversals(ae: Autoencoder, codes: np.ndarray, steps: int, percentiles: Any,
-                max_axes: int) -> dict[str, Any]:
-    """Decode codes moved along each unit (or principal direction of the codes) from the low
-    to the high percentile, the rest of the code at its median."""
-    n, latent = codes.shape
-    base = np.median(codes, axis=0)
-    total = float(codes.var(axis=0).sum())
-    if latent <= max_axes:
-        vectors = np.eye(latent)
-        shares = codes.var(axis=0) / total if total > 0 else np.zeros(latent)
-        mode_key, names = "units", [f"unit {j}" for j in range(latent)]
-    else:
-        centred = codes - codes.mean(axis=0)
-        _, s, vt = np.linalg.svd(centred, full_matrices=False)
-        vectors = vt[:max_axes]
-        # a fixed sign: the largest weight of each direction positive
-        signs = np.sign(vectors[np.arange(len(vectors)), np.abs(vectors).argmax(axis=1)])
-        vectors = vectors * np.where(signs == 0, 1.0, signs)[:, None]
-        var = s ** 2
-        shares = (var / var.sum() if var.sum() > 0 else np.zeros_like(var))[:max_axes]
-        mode_key, names = "directions", [f"PC{i + 1}" for i in range(len(vectors))]
-    proj = (codes - base) @ vectors.T
-    # step i is the i-th of `steps` evenly spaced percentiles of the unit's values: the steps
-    # follow the data (denser where it is); with 5..95 and odd steps the middle one is the
-    # median code itself
-    t = np.percentile(proj, percentile_steps(percentiles, steps), axis=0).T
-    moved = base[None, None, :] + t[..., None] * vectors[:, None, :]
-    flat = moved.reshape(-1, latent).astype(np.float32)
-    n_features = ae.model.n_features
-    decoded_scaled = ae.decode_scaled(flat).reshape(len(vectors), steps, n_features)
-    decoded = ae.decode(flat).reshape(len(vectors), steps, n_features)
-    docs = []
-    for i, name in enumerate(names):
-        values = (base[i] + t[i]) if mode_key == "units" else t[i]
-        docs.append({"name": name, "values": [float(v) for v in values],
-                     "code_std": float(proj[:, i].std()),
-                     "code_variance_share": float(shares[i])})
-    return {"mode_key": mode_key, "base": base, "vectors": vectors, "doc": docs,
-            "decoded": decoded, "decoded_scaled": decoded_scaled, "n": n}
-
-
-def percentile_steps(percentiles: Any, steps: int) -> list[float]:
-    """The percentile of each traversal step: ``steps`` evenly spaced from low to high."""
-    return [float(p) for p in np.linspace(float(percentiles[0]), float(percentiles[1]), steps)]
-
-
-def _traversal_doc(trav: dict[str, Any], names: list[str], percentiles: Any,
-                   steps: int) -> dict[str, Any]:
-    dec, raw = trav["decoded_scaled"].astype(np.float64), trav["decoded"].astype(np.float64)
-    directions = []
-    for i, doc in enumerate(trav["doc"]):
-        span = dec[i].max(axis=0) - dec[i].min(axis=0)
-        order = np.argsort(-span, kind="stable")[:TOP_FEATURES]
-        entry = dict(doc)
-        if trav["mode_key"] == "directions":
-            entry["vector"] = [float(v) for v in trav["vectors"][i]]
-        entry["effect_rms"] = float(np.sqrt(np.mean(span ** 2)))
-        entry["top_features"] = [
-            {"feature": names[j], "index": int(j), "range": float(span[j]),
-             "from": float(raw[i, 0, j]), "to": float(raw[i, -1, j])} for j in order]
-        directions.append(entry)
-    mode = ("code units" if trav["mode_key"] == "units" else
-            f"the top {len(directions)} principal directions of the codes")
-    return {
-        "mode": mode, "percentiles": [float(p) for p in percentiles], "steps": steps,
-        "step_percentiles": percentile_steps(percentiles, steps),
-        "base_code": [float(v) for v in trav["base"]],
-        "description": "each unit/direction set to evenly spaced percentiles (step_percentiles)"
-                       " of its values on the explained rows, the rest of the code at its "
-                       "median, and decoded; values: the unit's code value at each step (for a "
-                       "principal direction: the offset from the median code along it); "
-                       "range: how far "
-                       "a feature's reconstruction moves over the steps (scaled units); "
-                       "from/to: its value at the first and last step (data units); "
-                       "effect_rms: the root mean square of the ranges over all features",
-        "directions": directions,
-    }
-
-
-# -- attribution ------------------------------------------------------------------------------
-def _correlation(inputs: np.ndarray, signals: np.ndarray) -> np.ndarray:
-    """Pearson correlation (signals x inputs); 0 where either side is constant."""
-    a = inputs.astype(np.float64)
-    a = a - a.mean(axis=0)
-    b = signals.astype(np.float64) - signals.mean(axis=0)
-    cov = b.T @ a / len(a)
-    denom = np.outer(b.std(axis=0), a.std(axis=0))
-    out = np.zeros_like(cov)
-    np.divide(cov, denom, out=out, where=denom > 1e-12)
-    return np.clip(out, -1.0, 1.0)
-
-
-def _gradient(ae: Autoencoder, xs: np.ndarray, vectors: np.ndarray | None) -> np.ndarray:
-    """Mean |d signal / d input| over the rows: the code units (``vectors`` None) or the
-    projections of the codes on ``vectors``."""
-    import torch
-
-    model = ae.model
-    model.eval()
-    device = ae.device
-    proj = None if vectors is None else torch.as_tensor(vectors, dtype=torch.float32,
-                                                        device=device)
-    n_out = model.cfg.latent_dim if proj is None else proj.shape[0]
-    total = np.zeros((n_out, xs.shape[1]))
-    with torch.enable_grad():
-        for start in range(0, len(xs), GRAD_BATCH):
-            batch = torch.from_numpy(xs[start:start + GRAD_BATCH]).to(device).requires_grad_()
-            z = model.encode(batch)
-            signals = z if proj is None else z @ proj.T
-            for i in range(n_out):
-                (grad,) = torch.autograd.grad(signals[:, i].sum(), batch,
-                                              retain_graph=i + 1 < n_out)
-                total[i] += grad.abs().sum(dim=0).double().cpu().numpy()
-    return total / max(1, len(xs))
-
-
-def _unit_doc(name: str, names: list[str], rank: np.ndarray, corr: np.ndarray,
-              grad: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
-    order = np.argsort(-np.abs(rank), kind="stable")[:TOP_FEATURES]
-    return {"name": name, **extra,
-            "top_features": [{"feature": names[j], "index": int(j),
-                              "correlation": float(corr[j]), "gradient": float(grad[j])}
-                             for j in order]}
-
-
-def _robust_range(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = (float(v) for v in np.percentile(values, [1, 99]))
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo < 1e-12:
-        return (lo, lo + 1.0) if math.isfinite(lo) else (0.0, 1.0)
-    return lo, hi
-
-
-# -- text ---------------------------------------------------------------------------------------
-def summary_lines(doc: dict[str, Any]) -> list[str]:
-    """A few human-readable lines about an explanation (``aekit explain``'s output)."""
-    rec, pca = doc["reconstruction"], doc["pca"]
-    lines = [f"explained {doc['data']}: {doc['sample']}; latent size {doc['latent_dim']}, "
-             f"{doc['n_features']} features"]
-    vs = (f", PCA-{pca['components']} {rec['pca_mse']:.4g} ({pca['source']})"
-          if "pca_mse" in rec else "")
-    lines.append(f"reconstruction MSE (scaled) {rec['mse']:.4g}{vs}")
-    errors = {r["feature"]: r for r in doc["feature_errors"]["features"]}
-    worst = []
-    for name in doc["feature_errors"]["worst"][:5]:
-        r = errors[name]
-        share = r.get("unexplained_share")
-        lost = "" if share is None else f" ({share:.1%} lost)" if share < 0.01 \
-            else f" ({share:.0%} lost)"
-        worst.append(f"{name} {r['mse']:.3g}{lost}")
-    lines.append("worst reconstructed (MSE, share of the feature's variance lost): "
-                 + ", ".join(worst))
-    trav = doc["traversals"]
-    lines.append(f"traversals along {trav['mode']} ({trav['percentiles'][0]:g}th to "
-                 f"{trav['percentiles'][1]:g}th percentile, {trav['steps']} steps):")
-    for d in trav["directions"]:
-        moved = ", ".join(f["feature"] for f in d["top_features"][:3])
-        lines.append(f"  {d['name']}: effect {d['effect_rms']:.3g}; moves most: {moved}")
-    uf = doc["unit_features"]
-    lines.append(f"strongest input features per unit ({uf['method']}):")
-    key = uf["method"]
-    for u in (uf["directions"] or uf["units"])[:MAX_AXES]:
-        feats = ", ".join(f"{f['feature']} {f[key]:+.2f}" if key == "correlation"
-                          else f"{f['feature']} {f[key]:.3g}" for f in u["top_features"][:3])
-        lines.append(f"  {u['name']}: {feats}")
-    return lines
+__all__ = ["ARRAY_SOURCE", "Explanation", "explain", "feature_names", "summary_lines"]
