@@ -298,7 +298,7 @@ def test_train_and_sweep_refuse_a_latent_size_by_one_rule(tmp_path):
 
 def test_the_automatic_batch_size_is_one_rule():
     """The pipeline's default and the trainer's batch for the same rows come from one rule."""
-    from aekit.config import requested_batch_size
+    from aekit.training.plan import requested_batch_size
     from aekit.models import build_model
     from aekit.pipeline import data_defaults
     from aekit.training.trainer import Trainer

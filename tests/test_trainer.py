@@ -116,7 +116,7 @@ def test_callbacks_see_every_step_and_epoch():
 
 # -- auto values ---------------------------------------------------------------------------------
 def test_auto_batch_size_and_patience():
-    from aekit.config import auto_batch_size, auto_patience
+    from aekit.training.plan import auto_batch_size, auto_patience
 
     cfg, model, x = _setup(epochs=30, batch_size=None)
     trainer = Trainer(model, cfg)
@@ -397,7 +397,7 @@ def test_auto_patience_without_validation_rows_is_simply_off():
 
 
 def test_batch_schedule_grows_the_batch_where_step_decay_would_cut_the_rate():
-    from aekit.config import batch_sizes
+    from aekit.training.plan import batch_sizes
     from aekit.errors import ConfigError
 
     assert batch_sizes("step:5", 100, 10_000, 9, None) == [100] * 3 + [500] * 3 + [2500] * 3

@@ -9,9 +9,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from aekit.baselines.pca import fit_pca
-from aekit.config import RunConfig, requested_batch_size
+from aekit.config import RunConfig
 from aekit.data import Scaler
 from aekit.errors import ConfigError, DataError
+from aekit.training.plan import requested_batch_size
 
 
 MAX_HELD_ROWS = 10_000  # a validation or test split larger than this adds precision, not value
@@ -131,7 +132,7 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
     - With ``time_budget`` on such images and at least :data:`LONG_BUDGET_MS_PER_ROW` of it
       per training row: ``hidden`` ``1000,500,250`` and, for Adam, ``weight_decay`` 0.5 (a
       larger model trained long overfits without it).
-    - ``batch_size``: :func:`aekit.config.requested_batch_size` of the training rows.
+    - ``batch_size``: :func:`aekit.training.plan.requested_batch_size` of the training rows.
 
     Raises:
         ConfigError: a latent size the data cannot have.

@@ -29,8 +29,9 @@ from typing import Any
 
 import torch
 
-from aekit.config import RunConfig, requested_batch_size
+from aekit.config import RunConfig
 from aekit.errors import ConfigError
+from aekit.training.plan import requested_batch_size
 from aekit.training.trainer import Trainer
 
 SMOOTHING = 0.9

@@ -29,8 +29,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_epochs, auto_patience,
-                          batch_sizes, parse_noise, requested_batch_size)
+from aekit.config import AUTO_MAX_EPOCHS, RunConfig, parse_noise
 from aekit.errors import TrainingError
 from aekit.training import distributed, fastpath
 from aekit.training.batches import epoch_batches
@@ -42,6 +41,7 @@ from aekit.training.inputs import (check_batch_schedule, check_row_weights, chec
                                   check_validation_options)
 from aekit.training.noise import corrupt, step_generator
 from aekit.training.optim import FlatOptimizer, FlatParams, clip_gradients, weight_penalty
+from aekit.training.plan import auto_epochs, auto_patience, batch_sizes, requested_batch_size
 from aekit.training.resume import Resumable
 from aekit.training.schedules import Schedule
 
@@ -183,7 +183,7 @@ class Trainer(Resumable):
     # -- the loop -----------------------------------------------------------------------------
     def _batch_size(self, n_train: int) -> int:
         """Samples per step: the whole split for gd, else ``batch_size`` (auto: chosen from
-        ``n_train`` by :func:`aekit.config.requested_batch_size`), at most ``n_train``."""
+        ``n_train`` by :func:`aekit.training.plan.requested_batch_size`), at most ``n_train``."""
         if self.config.optim.optimizer == "gd":
             return max(1, n_train)
         size = requested_batch_size(self.config.train.batch_size, n_train)
