@@ -19,7 +19,6 @@ A section whose inputs are missing says so instead of failing.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -36,32 +35,13 @@ from aekit.report_html import png_file as _png_file
 from aekit.report_plots import (plot_code_map, plot_curves, plot_pca_bars, plot_reconstructions,
                                  plot_series)
 from aekit.serialization import atomic_write_bytes, read_json, weights_hash
+from aekit.training.callbacks import read_metrics
 
 MAX_CODE_POINTS = 2000
 N_RECONSTRUCTIONS = 10
 META_KEYS = ("type", "step", "epoch", "time", "seconds")
 
 # -- reading the run folder ------------------------------------------------------------------
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl``; unparseable lines (a crash mid-write) are skipped.
-
-    Raises:
-        FormatError: the file is missing.
-    """
-    if not path.is_file():
-        raise FormatError(f"{path}: metrics file is missing (expected a run folder written by "
-                          "`aekit train`)")
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-    return records
-
-
 def flatten_numbers(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Numeric leaves of a (possibly nested) record as ``{"a/b": value}``, metadata left out."""
     out: dict[str, float] = {}
@@ -373,7 +353,7 @@ def build_report(run_dir: str | Path) -> str:
     if not run_dir.is_dir():
         raise FormatError(f"{run_dir}: no such run folder (expected a folder written by "
                           "`aekit train --out`)")
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir / "metrics.jsonl", strict=False)  # skips a torn last line
     summary = read_json(run_dir / "summary.json", "run summary")
     body = "".join([
         f"<h1>aekit run: {_esc(run_dir.resolve().name)}</h1>",
