@@ -4,7 +4,7 @@
 The order is the one of docs/architecture.md:
 
     errors, config, serialization, optional -> data -> models -> training -> baselines ->
-    plots -> pipeline -> api, estimator, detector, explain -> report -> runner -> apps ->
+    plots -> pipeline -> api, estimator, detector, explain -> report -> runner -> apps, export ->
     commands, cli
 """
 
