@@ -95,8 +95,8 @@ def checkpoint_target(work: Path) -> tuple[bytes, Callable[[bytes], object]]:
     ae, _ = _tiny_autoencoder()
     folder = work / "ckpt"
     trainer = ae.trainer
-    trainer._checkpointers = [Checkpointer(folder)]
-    trainer._save_checkpoints(trainer.epoch, 0, (0.0, 0, 0))
+    trainer.checkpoint_timer.checkpointers = [Checkpointer(folder)]
+    trainer.checkpoint_timer.save(trainer, trainer.epoch, 0, (0.0, 0, 0))
     seed = list_checkpoints(folder)[0].read_bytes()
     target = work / "checkpoint-0000000001.safetensors"
 

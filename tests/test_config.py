@@ -3,7 +3,7 @@ import json
 import pytest
 
 from aekit.config import (ModelConfig, OptimConfig, RunConfig, ScheduleConfig, TrainConfig,
-                          auto_epochs, load_config_file)
+                          load_config_file)
 from aekit.errors import ConfigError
 
 
@@ -62,6 +62,8 @@ def test_config_files_json_and_toml(tmp_path):
 
 
 def test_auto_epochs_aims_at_a_number_of_steps():
+    from aekit.training.plan import auto_epochs
+
     assert auto_epochs(211) == 19  # Fashion-MNIST at batch 256
     assert auto_epochs(7) == 572  # digits at batch 256
     assert auto_epochs(100000) == 10

@@ -94,3 +94,21 @@ def test_sample_weight_reaches_the_loss(digits):
     assert -weighted.score(xs[zero]) > 1.2 * -plain.score(xs[zero])
     with pytest.raises(ValueError, match="one weight per row"):
         _small().fit(xs, sample_weight=np.ones(5))
+
+
+def test_the_estimators_map_parameters_and_seeds_by_one_rule():
+    """AutoencoderTransformer and OutlierDetector turn their parameters into aekit options,
+    and random_state into a seed, through the same functions."""
+    from aekit.detector import OutlierDetector
+    from aekit.estimator import options_of, seed_of
+
+    common = dict(n_components=3, hidden=[8], epochs=4, lr=0.01, random_state=7)
+    transformer = AutoencoderTransformer(**common, weight_decay=0.1)
+    detector = OutlierDetector(**common)
+    t_opts, d_opts = transformer._options(), detector._options(detector._seed(), 100)
+    for key in ("latent_dim", "hidden", "epochs", "lr", "seed"):
+        assert t_opts[key] == d_opts[key], key
+    assert t_opts["hidden"] == (8,) and t_opts["weight_decay"] == 0.1
+    assert "weight_decay" not in options_of(detector)  # not one of its parameters
+    assert seed_of(7) == 7 and seed_of(np.int64(5)) == 5
+    assert 0 <= seed_of(None) < 2**31 - 1

@@ -20,6 +20,7 @@ from aekit.models import build_model
 from aekit.pipeline import (class_gap_finding, prepare, prepare_spec, probe, training_weights)
 from aekit.runner import train_run
 from aekit.training import fastpath
+from aekit.training.batches import epoch_batches
 from aekit.training.trainer import Trainer
 
 QUICK = dict(epochs=2, threads=1, progress=False, diagnostics_every_steps=None)
@@ -128,11 +129,10 @@ def test_sampler_draws_the_classes_equally_and_resumes_the_same_order():
                                                                        if k != "epochs"})
     run = prepare(cfg, x, labels=labels)
     drawn = []
-    trainer = Trainer(build_model(cfg.model, 5, "identity", 0.0, (5,)), cfg)
-    trainer._row_weight, trainer._draw_weight = None, torch.from_numpy(run.draw_weight)
-    trainer.generator = torch.Generator().manual_seed(0)
-    trainer.steps_per_epoch = 1
-    for xb, _, _ in trainer._epoch_batches(torch.from_numpy(run.x_train), None, 400, 400, 0):
+    generator = torch.Generator().manual_seed(0)
+    for xb, _, _ in epoch_batches(torch.from_numpy(run.x_train), None, None,
+                                  torch.from_numpy(run.draw_weight), generator, 400, 400, 0, 1,
+                                  True, False):
         drawn.append(xb)
     rows = {tuple(r) for r in run.x_train[run.train_labels == 1].round(5).tolist()}
     rare = sum(tuple(r) in rows for r in drawn[0].numpy().round(5).tolist())

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from aekit.apps.stream_train import prepare_streamed, split_rows
+from aekit.pipeline.streamed import prepare_streamed, split_rows
 from aekit.config import RunConfig
 from aekit.data.out_of_core import ChunkedNpy, StreamedTrainingData, should_stream
 from aekit.data.scaling import Scaler

@@ -280,3 +280,81 @@ def test_a_model_that_cannot_beat_pca_ends_as_pca(tabular):
     else:  # kept only with a clear gain
         assert float(np.mean((ae.reconstruct_scaled(run.x_val) - run.x_val) ** 2)) < \
             float(np.mean((pca_rec - run.x_val) ** 2))
+
+
+def test_the_same_max_train_samples_keeps_the_same_rows_in_sweep_and_study():
+    """One rule draws the subsample (:func:`aekit.pipeline.subsample_rows`): the sweep and the
+    study keep the same rows of the same data for the same seed."""
+    from aekit.apps.study import study_data
+    from aekit.apps.sweep import sweep_data
+    from aekit.pipeline import subsample_rows
+
+    cfg = RunConfig().replace(data="digits", test_split=0.1, seed=3)
+    kept, _, _ = sweep_data(cfg, 300)
+    x_study, _, _ = study_data("digits", None, 300, seed=3)  # digits are scaled by 1/16
+    np.testing.assert_array_equal(x_study * 16, kept.x)
+    assert subsample_rows(1000, None, 0) is None and subsample_rows(10, 10, 0) is None
+    rows = subsample_rows(1000, 50, 0)
+    assert len(rows) == 50 and np.all(np.diff(rows) > 0)
+    with pytest.raises(ConfigError, match="`max_train_samples` must be at least 1"):
+        subsample_rows(1000, 0, 0)
+
+
+def test_train_and_sweep_refuse_a_latent_size_by_one_rule(tmp_path):
+    """A latent size not smaller than the feature count: the same message from ``aekit
+    train``'s defaults and from a sweep's sizes."""
+    from aekit.apps.sweep import sweep
+    from aekit.pipeline import check_latent_dims, data_defaults
+
+    with pytest.raises(ConfigError) as one:
+        data_defaults(RunConfig().replace(latent_dim=64), 100, 64, "image")
+    with pytest.raises(ConfigError) as many:
+        sweep(RunConfig().replace(data="digits", epochs=1), [8, 64, 70], tmp_path, log=False)
+    for caught in (one, many):
+        assert "`latent_dim` must be smaller than the number of features (64)" in str(caught.value)
+    assert "latent sizes [64, 70]" in str(many.value)
+    check_latent_dims([1, 63], 64)  # no error
+
+
+def test_the_automatic_batch_size_is_one_rule():
+    """The pipeline's default and the trainer's batch for the same rows come from one rule."""
+    from aekit.training.plan import requested_batch_size
+    from aekit.models import build_model
+    from aekit.pipeline import data_defaults
+    from aekit.training.trainer import Trainer
+
+    for n_train in (24, 1000, 60_000):
+        cfg = data_defaults(RunConfig(), n_train, 10, "tabular")
+        model = build_model(cfg.model, 10, "identity", 0.0, (10,))
+        trainer = Trainer(model, RunConfig().replace(hidden=cfg.model.hidden, latent_dim=3))
+        assert cfg.train.batch_size == requested_batch_size(None, n_train)
+        assert trainer._batch_size(n_train) == min(cfg.train.batch_size, n_train)
+    assert requested_batch_size(7, 1000) == 7
+
+
+def test_explain_and_evaluate_compare_a_loaded_model_with_the_same_pca(tmp_path, monkeypatch,
+                                                                       capsys):
+    """``aekit evaluate`` and ``aekit explain`` of a loaded model both prepare its run again
+    through :func:`aekit.pipeline.training_run_of`: the same rows, scaler and PCA."""
+    import aekit.pipeline as pipeline
+    from aekit.cli import main
+
+    out = tmp_path / "run"
+    train_run(RunConfig().replace(data="digits", epochs=1, threads=1, progress=False,
+                                  latent_dim=4, hidden=(16,)), out)
+    seen = []
+    real = pipeline.training_run_of
+
+    def spy(cfg, data=None):
+        run, why = real(cfg, data)
+        seen.append((cfg.data.data, data, run.pca.components_.copy()))
+        return run, why
+
+    monkeypatch.setattr(pipeline, "training_run_of", spy)
+    assert main(["evaluate", "--model", str(out), "--data", "digits"]) == 0
+    ae = aekit.load(out)
+    found = ae.explain("digits", samples=100, steps=3).to_dict()
+    assert [s[0] for s in seen] == ["digits", "digits"]
+    np.testing.assert_array_equal(seen[0][2], seen[1][2])
+    assert "PCA refitted on the run's training rows" in found["pca"]["source"]
+    capsys.readouterr()

@@ -105,3 +105,20 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
     console = [ln for ln in (result.stderr + dom.stderr).splitlines()
                if "CONSOLE" in ln or "Uncaught" in ln]
     assert console == []
+
+
+def test_metrics_are_read_by_one_reader(tmp_path: Path) -> None:
+    """``aekit diagnose`` reads metrics.jsonl strictly, the report skips a torn line: one
+    reader (next to its writer) with a switch."""
+    from aekit.training.callbacks import read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"type": "epoch", "epoch": 1}\n\n{"type": "epo')
+    assert read_metrics(path, strict=False) == [{"type": "epoch", "epoch": 1}]
+    with pytest.raises(FormatError, match="line 3: not JSON"):
+        read_metrics(path)
+    path.write_text('{"type": "epoch"}\n[1, 2]\n')
+    with pytest.raises(FormatError, match="line 2: expected a JSON object"):
+        read_metrics(path)
+    with pytest.raises(FormatError, match="metrics.jsonl: no such file"):
+        read_metrics(tmp_path / "missing" / "metrics.jsonl")

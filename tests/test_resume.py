@@ -253,7 +253,7 @@ def test_trainer_crash_and_resume_keeps_best_state_and_target(tmp_path, options,
     with pytest.raises(KeyboardInterrupt):
         _fit_trainer(tmp_path / "crashed", cfg, data, [*extra, _Crash(crash_at)])
     resumed = _fit_trainer(tmp_path / "crashed", cfg, data, extra, resume=True)
-    assert resumed._resumed
+    assert resumed.resumed
     assert whole.flat.data.numpy().tobytes() == resumed.flat.data.numpy().tobytes()
     assert resumed.history.initial_val_loss == whole.history.initial_val_loss is not None
 
@@ -414,7 +414,7 @@ def test_a_callbacks_saved_state_wins_over_its_on_train_begin(tmp_path, doctor_f
     trainer = Trainer(MLPAutoencoder(cfg.model, 5, "sigmoid"), cfg, [*callbacks, peek])
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(**_data(False))
-    assert trainer._resumed and trainer.step == 8 and peek.good_step == 6
+    assert trainer.resumed and trainer.step == 8 and peek.good_step == 6
     assert good.keys() == peek.good.keys()
     assert all(torch.equal(good[k], peek.good[k]) for k in good)
     assert not torch.equal(good["model.encoder.0.linear.weight"],
@@ -479,7 +479,7 @@ def test_dropout_on_cuda_resumes_bitwise(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(tmp_path / "crashed", [_Crash(10)])
     resumed = fit(tmp_path / "crashed", resume=True)
-    assert resumed._resumed
+    assert resumed.resumed
     assert whole.flat.data.cpu().numpy().tobytes() == resumed.flat.data.cpu().numpy().tobytes()
 
 
@@ -500,7 +500,7 @@ def test_the_tensorboard_writer_resumes_past_the_samples_it_wrote(tmp_path):
     writer = TensorBoardWriter(tmp_path / "tb")
     resumed = _fit_trainer(tmp_path / "run", cfg, _data(False), [Diagnostics(2), writer],
                            resume=True)
-    assert resumed._resumed and writer._diag_seen == 6  # 12 steps, a sample every 2
+    assert resumed.resumed and writer._diag_seen == 6  # 12 steps, a sample every 2
 
 
 def test_a_malformed_callback_state_is_refused_naming_the_callback(tmp_path):
@@ -538,7 +538,7 @@ def test_a_good_state_equal_to_the_weights_is_not_written_twice(tmp_path):
     assert not [k for k in final.tensors if k.startswith("callback.Doctor.")]
     doctor = Doctor()
     resumed = _fit_trainer(tmp_path, cfg, _data(False), [doctor], resume=True)
-    assert resumed._resumed and doctor._good_step == final.meta["callbacks"]["Doctor"][
+    assert resumed.resumed and doctor._good_step == final.meta["callbacks"]["Doctor"][
         "good_step"]
     assert all(torch.equal(doctor._good[f"model.{k}"], v)
                for k, v in resumed.model.state_dict().items())

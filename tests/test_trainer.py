@@ -25,8 +25,9 @@ def test_weight_penalties_match_autograd(l1, l2):
     trainer = Trainer(model, cfg)
     trainer.flat.zero_grad()
     from aekit.training import fastpath
+    from aekit.training.optim import weight_penalty
 
-    value = fastpath.loss_and_grad(model, x) + trainer._penalty()
+    value = fastpath.loss_and_grad(model, x) + weight_penalty(trainer.flat, l1 or 0.0, l2 or 0.0)
     ours = trainer.flat.grad.clone()
     trainer.flat.zero_grad()
     weights = [p for p in model.parameters() if p.dim() >= 2]
@@ -41,15 +42,17 @@ def test_weight_penalties_match_autograd(l1, l2):
 
 
 def test_clip_by_norm_and_by_value():
+    from aekit.training.optim import clip_gradients
+
     cfg, model, x = _setup(clip_norm=1e-3)
     trainer = Trainer(model, cfg)
     trainer.flat.grad.normal_()
-    trainer._clip()
+    clip_gradients(trainer.flat, None, 1e-3)
     assert float(torch.linalg.vector_norm(trainer.flat.grad)) == pytest.approx(1e-3, rel=1e-3)
     cfg, model, x = _setup(clip_value=0.01)
     trainer = Trainer(model, cfg)
     trainer.flat.grad.normal_()
-    trainer._clip()
+    clip_gradients(trainer.flat, 0.01, None)
     assert float(trainer.flat.grad.abs().max()) == pytest.approx(0.01)
 
 
@@ -113,7 +116,7 @@ def test_callbacks_see_every_step_and_epoch():
 
 # -- auto values ---------------------------------------------------------------------------------
 def test_auto_batch_size_and_patience():
-    from aekit.config import auto_batch_size, auto_patience
+    from aekit.training.plan import auto_batch_size, auto_patience
 
     cfg, model, x = _setup(epochs=30, batch_size=None)
     trainer = Trainer(model, cfg)
@@ -256,7 +259,7 @@ def test_without_kept_best_weights_the_last_ones_stay():
     trainer = Trainer(model, cfg, [_Worsen()])
     history = trainer.fit(x[:24], x[24:])
     assert history.initial_val_loss is not None  # still measured
-    assert not history.events and trainer._best_state is None
+    assert not history.events and trainer.best_weights.state is None
 
 
 # -- events logged before training ---------------------------------------------------------------
@@ -297,7 +300,7 @@ class _CountingCheckpointer:
 
         class Counting(Checkpointer):
             def save(self, trainer):
-                self.saved.append((trainer.step, *trainer._position[:2]))
+                self.saved.append((trainer.step, *trainer.checkpoint_timer.position[:2]))
 
         cp = Counting("/nonexistent-aekit-test", every)
         cp.saved = []
@@ -318,9 +321,9 @@ def test_checkpoints_by_step_count_not_at_every_epoch_end(every, expected):
 
 
 def test_checkpoints_by_time_when_epochs_are_long(monkeypatch):
-    from aekit.training import trainer as trainer_module
+    from aekit.training import checkpoint_timing as timing_module
 
-    monkeypatch.setattr(trainer_module, "CHECKPOINT_SECONDS", 0.0)  # every moment is due
+    monkeypatch.setattr(timing_module, "CHECKPOINT_SECONDS", 0.0)  # every moment is due
     cfg, model, x = _setup(epochs=2, batch_size=8)
     cp = _CountingCheckpointer.make(None)
     Trainer(model, cfg, [cp]).fit(x)
@@ -406,7 +409,7 @@ def test_auto_patience_without_validation_rows_is_simply_off():
 
 
 def test_batch_schedule_grows_the_batch_where_step_decay_would_cut_the_rate():
-    from aekit.config import batch_sizes
+    from aekit.training.plan import batch_sizes
     from aekit.errors import ConfigError
 
     assert batch_sizes("step:5", 100, 10_000, 9, None) == [100] * 3 + [500] * 3 + [2500] * 3

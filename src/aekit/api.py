@@ -11,7 +11,6 @@ is undone on decode, so ``decode`` returns values in the units of the input.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,17 +24,14 @@ from aekit.data.labels import attach
 from aekit.errors import ConfigError, DataError, FormatError, TrainingError
 from aekit.models import build_model
 from aekit.models.mlp import MLPAutoencoder
-from aekit.pipeline import (PreparedRun, as_dataset, host_values, pca_callbacks, per_class_sse,
-                            per_row_sse, prepare, reconstruction_errors, starts_from_pca,
-                            validation_halves)
+from aekit.pipeline import (PreparedRun, as_dataset, host_values, per_class_sse, per_row_sse,
+                            prepare, reconstruction_errors, starts_from_pca)
 from aekit.serialization import (load_state_into, load_tensors, read_json, save_tensors,
                                  write_json)
-from aekit.training.budget import TimeBudget
-from aekit.training.callbacks import Callback, ProgressBar
-from aekit.training.doctor import default_callbacks
+from aekit.pipeline.fit import assemble
+from aekit.training.callbacks import Callback
 from aekit.training.findings import findings_of
-from aekit.training.lr_range import auto_lr
-from aekit.training.trainer import EVAL_BATCH, History, Trainer, resolve_device
+from aekit.training.trainer import EVAL_BATCH, History, resolve_device
 
 MODEL_FORMAT = "aekit-model"
 MODEL_FORMAT_VERSION = 1
@@ -139,33 +135,9 @@ class Autoencoder:
         self.build_prepared(run)
         if initial_state is not None:
             self.model.load_state_dict(initial_state)
-        cfg = self.config
-        to_device = (lambda a: torch.from_numpy(a).to(self.device) if a is not None else None)
-        (x_sel, y_sel), _ = validation_halves(run)  # the other half checks against PCA
-        t_train, t_val = to_device(run.x_train), to_device(x_sel)
-        self._sanity_check(t_train)
-        if cfg.train.lr_auto:  # the learning-rate range test picks --lr (aekit lr-find)
-            cfg = self.config = auto_lr(self.model, cfg, t_train)
-        # the PCA gate first: its event must reach metrics.jsonl before it is closed
-        all_callbacks = [*pca_callbacks(run, cfg, self.output_activation), *callbacks]
-        all_callbacks += default_callbacks(cfg.train, t_train, all_callbacks)
-        if cfg.train.tensorboard:  # --tensorboard DIR
-            from aekit.training.tensorboard import TensorBoardWriter
-
-            all_callbacks.append(TensorBoardWriter(cfg.train.tensorboard, t_val if t_val is not
-                                                   None and len(t_val) else t_train,
-                                                   self.sample_shape))
-        if cfg.train.time_budget is not None:  # plans the run's length from its speed
-            all_callbacks.insert(0, TimeBudget(cfg.train.time_budget))
-        if cfg.train.progress:
-            all_callbacks.append(ProgressBar())
-        self.trainer = Trainer(self.model, cfg, all_callbacks)
-        self.trainer.value_range = run.scaler.output_range  # --noise clips to it
-        targets = {k: to_device(v) for k, v in (("y_train", run.y_train), ("y_val", y_sel),
-                                                ("row_weight", run.row_weight),
-                                                ("draw_weight", run.draw_weight))
-                   if v is not None}
-        self.history = self.trainer.fit(t_train, t_val, **targets)
+        training = assemble(run, self.model, self.device, callbacks)
+        self.config, self.trainer = training.config, training.trainer
+        self.history = training.run()
         return self.history
 
     def build_prepared(self, run: PreparedRun) -> torch.nn.Module:
@@ -208,20 +180,6 @@ class Autoencoder:
         model = build_model(self.config.model, n_features, self.output_activation,
                             self.config.optim.l1_codes or 0.0, self.sample_shape)
         return model.to(self.device)
-
-    def _sanity_check(self, x_train: torch.Tensor) -> None:
-        """Run one small batch through the model before training (fail before the first step)."""
-        try:
-            with torch.no_grad():
-                out = self.model(x_train[: min(8, len(x_train))] if len(x_train) > 1
-                                 else x_train.repeat(2, 1))
-        except RuntimeError as exc:
-            raise TrainingError(f"the model fails on a first batch: {exc}. Likely causes: a "
-                                "feature count that does not match the model, or batch "
-                                "normalization with a single sample") from exc
-        if not math.isfinite(out.loss.item()):
-            raise TrainingError("the loss of a first batch is not finite: check the data "
-                                "scaling (--scaling) and the initialisation (--init)")
 
     # -- using the model ---------------------------------------------------------------------
     def _require_fitted(self) -> torch.nn.Module:
@@ -365,14 +323,14 @@ class Autoencoder:
                 ``feature_errors.png``, ``unit_features.png`` and ``traversals.npy`` into.
 
         Returns:
-            An :class:`aekit.apps.explain.Explanation`: ``.to_dict()`` is ``explain.json``'s
+            An :class:`aekit.explanation.Explanation`: ``.to_dict()`` is ``explain.json``'s
             content; ``.save(dir)`` writes the files.
 
         Raises:
             ConfigError: bad options or an untrained model. DataError: data with the wrong
                 number of features.
         """
-        from aekit.apps.explain import explain
+        from aekit.explain import explain
 
         found = explain(self, x, samples=samples, steps=steps, percentiles=percentiles,
                         attribution=attribution, max_axes=max_axes, seed=seed, pca=pca)

@@ -37,30 +37,6 @@ AUTO_MIN_EPOCHS = 10
 AUTO_MAX_EPOCHS = 1000
 
 
-def auto_epochs(steps_per_epoch: int) -> int:
-    """Epochs for about ``AUTO_STEPS`` optimizer steps, within [AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS].
-
-    Convergence depends on the number of updates more than on passes over the data: a small
-    data set needs many epochs, a large one few.
-    """
-    wanted = math.ceil(AUTO_STEPS / max(1, steps_per_epoch))
-    return max(AUTO_MIN_EPOCHS, min(AUTO_MAX_EPOCHS, wanted))
-
-
-def auto_batch_size(n_train: int) -> int:
-    """Samples per step for ``n_train`` training rows: the power of two nearest ``n_train / 32``
-    within [16, 256], so that a small table still gets about 32 steps per epoch and a large data
-    set PyTorch-sized batches."""
-    if n_train <= 0:
-        return 16
-    return int(min(256, max(16, 2 ** round(math.log2(max(1.0, n_train / 32))))))
-
-
-def auto_patience(epochs: int) -> int:
-    """Early-stopping patience ``auto``: a tenth of the run's epochs, at least 5."""
-    return max(5, epochs // 10)
-
-
 def _opt(help_text: str, default: Any, **meta: Any) -> Any:
     """A dataclass field with its help text (shown by ``aekit train --help``)."""
     return field(default=default, metadata={"help": help_text, **meta})
@@ -129,20 +105,6 @@ def parse_batch_schedule(spec: str) -> float:
                           "multiplied by FACTOR where a step decay would cut the learning "
                           f"rate), e.g. step:5. Received: batch_schedule={spec!r}")
     return value
-
-
-def batch_sizes(spec: str | None, first: int, n_train: int, epochs: int,
-                step_size_epochs: int | None) -> list[int]:
-    """The batch size of each epoch under ``--batch-schedule step:FACTOR``: ``first``, times
-    FACTOR every ``step_size_epochs`` epochs (default: a third of the run, rounded up -- the
-    epochs where ``--schedule step`` cuts the learning rate), at most ``n_train``; without a
-    schedule, ``first`` throughout."""
-    if spec is None:
-        return [first] * epochs
-    factor = parse_batch_schedule(spec)
-    every = step_size_epochs or max(1, math.ceil(epochs / 3))
-    return [max(1, min(n_train, int(round(first * factor ** (e // every)))))
-            for e in range(epochs)]
 
 
 def _sizes(name: str, value: Any, optional: bool = False) -> tuple[int, ...] | None:

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from aekit.errors import AekitError, FormatError
-from aekit.report import _esc, _note, _plot, html_page, html_table
+from aekit.report_html import (escape as _esc, html_page, html_table, note as _note,
+                               plot_block as _plot)
 from aekit.report_plots import plot_sample_grid, plot_score_histogram
 from aekit.serialization import atomic_write_bytes, read_json
 

@@ -59,6 +59,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from aekit.api import Autoencoder
 from aekit.config import RunConfig
 from aekit.errors import ConfigError, FormatError
+from aekit.estimator import options_of, seed_of
 from aekit.pipeline import prepare, split_plan
 from aekit.serialization import load_tensors, read_json, save_tensors, write_json
 
@@ -171,13 +172,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
     def _options(self, seed: int, n_rows: int) -> dict[str, Any]:
         """The aekit options these parameters stand for (None: the ``config``'s value, else
         aekit's default); validated by aekit's config."""
-        options = dict(latent_dim=self.n_components,
-                       hidden=tuple(self.hidden) if self.hidden is not None else None,
-                       activation=self.activation, epochs=self.epochs,
-                       batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                       schedule=self.schedule, validation_split=self.validation_split,
-                       pca_init=self.pca_init)
-        options = {k: v for k, v in options.items() if v is not None}
+        options = {k: v for k, v in options_of(self).items() if v is not None}
         base = self.config or RunConfig()
         if options.get("validation_split", base.train.validation_split) == "auto" and n_rows < 20:
             options["validation_split"] = 0.0  # too few rows to hold any back
@@ -185,11 +180,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                     progress=bool(self.verbose), scaling=self.scaling, device="cpu")
 
     def _seed(self) -> int:
-        seed = self.random_state
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            # None or a RandomState: draw a seed so that fit stays a function of the data.
-            seed = int(np.random.RandomState(seed).randint(0, 2**31 - 1))
-        return int(seed)
+        return seed_of(self.random_state)
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "OutlierDetector":

@@ -22,6 +22,33 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from aekit.api import Autoencoder
 
 
+# scikit-learn parameter -> aekit option, shared by the estimators (and OutlierDetector)
+SKLEARN_OPTIONS = {"n_components": "latent_dim", "hidden": "hidden", "activation": "activation",
+                   "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+                   "optimizer": "optimizer", "schedule": "schedule",
+                   "weight_decay": "weight_decay", "validation_split": "validation_split",
+                   "pca_init": "pca_init"}
+
+
+def options_of(estimator: BaseEstimator) -> dict[str, Any]:
+    """The aekit options an estimator's parameters stand for (those it has, by
+    :data:`SKLEARN_OPTIONS`; None left as None)."""
+    params = estimator.get_params(deep=False)
+    options = {option: params[name] for name, option in SKLEARN_OPTIONS.items()
+               if name in params}
+    if options.get("hidden") is not None:
+        options["hidden"] = tuple(options["hidden"])
+    return options
+
+
+def seed_of(random_state: Any) -> int:
+    """The training seed of a ``random_state``: the integer itself; for None or a
+    ``RandomState``, a seed drawn from it, so that fit stays a function of the data."""
+    if not isinstance(random_state, (int, np.integer)) or isinstance(random_state, bool):
+        return int(np.random.RandomState(random_state).randint(0, 2**31 - 1))
+    return int(random_state)
+
+
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Reduce data to ``n_components`` values per sample with an autoencoder.
 
@@ -73,18 +100,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def _options(self) -> dict[str, Any]:
         """The aekit options these parameters stand for (validated by aekit's config)."""
-        seed = self.random_state
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            # None or a RandomState: draw a seed so that fit stays a function of the data.
-            seed = int(np.random.RandomState(seed).randint(0, 2**31 - 1))
-        return dict(latent_dim=self.n_components,
-                    hidden=tuple(self.hidden) if self.hidden is not None else None,
-                    activation=self.activation, epochs=self.epochs,
-                    batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                    schedule=self.schedule, weight_decay=self.weight_decay,
-                    validation_split=self.validation_split, pca_init=self.pca_init,
-                    seed=int(seed),
-                    threads=self.threads, progress=bool(self.verbose), scaling="none",
+        return dict(options_of(self), seed=seed_of(self.random_state), threads=self.threads,
+                    progress=bool(self.verbose), scaling="none",
                     output_activation="identity", device="cpu")
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> "AutoencoderTransformer":

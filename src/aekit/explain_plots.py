@@ -1,4 +1,4 @@
-"""The pictures of ``aekit explain`` (:mod:`aekit.apps.explain`), drawn with matplotlib's Agg
+"""The pictures of ``aekit explain`` (:mod:`aekit.explain`), drawn with matplotlib's Agg
 backend; each function returns the bytes of one PNG file."""
 
 from __future__ import annotations

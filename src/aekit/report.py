@@ -19,9 +19,6 @@ A section whose inputs are missing says so instead of failing.
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -29,61 +26,22 @@ from typing import Any
 import numpy as np
 
 from aekit.errors import AekitError, FormatError
+from aekit.report_html import escape as _esc
+from aekit.report_html import format_value as _fmt
+from aekit.report_html import html_page, html_table
+from aekit.report_html import note as _note
+from aekit.report_html import plot_block as _plot
+from aekit.report_html import png_file as _png_file
 from aekit.report_plots import (plot_code_map, plot_curves, plot_pca_bars, plot_reconstructions,
                                  plot_series)
-from aekit.serialization import atomic_write_bytes, read_json
+from aekit.serialization import atomic_write_bytes, read_json, weights_hash
+from aekit.training.callbacks import read_metrics
 
 MAX_CODE_POINTS = 2000
 N_RECONSTRUCTIONS = 10
 META_KEYS = ("type", "step", "epoch", "time", "seconds")
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;color:#222}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;
-text-align:left;font-size:.92em} th{background:#f4f4f4} .note{color:#666;font-style:italic}
-.grid{display:flex;flex-wrap:wrap;gap:1em} .grid .plot{flex:1 1 480px} .plot svg,.plot img{max-width:100%;height:auto}
-.finding{border-left:4px solid #c90;padding:.3em .8em;margin:.4em 0;background:#fff8e6}
-.finding.error,.finding.critical{border-color:#c22;background:#fdecec}
-.finding.info{border-color:#27a;background:#eef6fb} .good{color:#174} .bad{color:#a22}
-"""
-
-_JS = """
-window.aekitErrors = [];
-window.addEventListener('error', function (e) { window.aekitErrors.push(String(e.message)); });
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.querySelectorAll('.plot img'));
-  var broken = imgs.filter(function (im) { return !im.complete || im.naturalWidth === 0; });
-  var svgs = document.querySelectorAll('.plot svg').length;
-  document.body.setAttribute('data-plots', String(imgs.length - broken.length + svgs));
-  document.body.setAttribute('data-broken', String(broken.length));
-  document.body.setAttribute('data-errors', String(window.aekitErrors.length));
-  document.body.setAttribute('data-rendered', broken.length === 0 ? 'ok' : 'broken');
-});
-"""
-
-
 # -- reading the run folder ------------------------------------------------------------------
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl``; unparseable lines (a crash mid-write) are skipped.
-
-    Raises:
-        FormatError: the file is missing.
-    """
-    if not path.is_file():
-        raise FormatError(f"{path}: metrics file is missing (expected a run folder written by "
-                          "`aekit train`)")
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-    return records
-
-
 def flatten_numbers(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Numeric leaves of a (possibly nested) record as ``{"a/b": value}``, metadata left out."""
     out: dict[str, float] = {}
@@ -139,35 +97,6 @@ def diag_series(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple
             if math.isfinite(value):
                 panels.setdefault(metric, {}).setdefault(owner, []).append((x, value))
     return panels
-
-
-# -- HTML pieces -----------------------------------------------------------------------------
-def _esc(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
-    return str(value)
-
-
-def html_table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -> str:
-    """An HTML table (one tuple per row, any number of columns), values escaped."""
-    head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>" if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in rows)
-    return f"<table>{head}{body}</table>"
-
-
-def _plot(inner: str) -> str:
-    return f'<div class="plot">{inner}</div>'
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{_esc(text)}</p>'
 
 
 def section_headline(summary: dict[str, Any]) -> str:
@@ -331,12 +260,6 @@ EXPLAIN_PICTURES = (
 )
 
 
-def _png_file(path: Path, alt: str) -> str:
-    """A PNG file inlined as an ``<img>`` with a base64 data URI."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
-
-
 def section_explain(run_dir: Path) -> str:
     """The output of ``aekit explain`` (``explain.json`` and its PNGs) when the run folder
     holds it: traversals, per-feature errors next to PCA's, each unit's strongest features."""
@@ -353,8 +276,6 @@ def section_explain(run_dir: Path) -> str:
     except (FormatError, KeyError, TypeError) as exc:
         return out[0] + _note(f"explain.json could not be read ({exc}).")
     try:
-        from aekit.apps.explain import weights_hash
-
         current = weights_hash(run_dir)
         if doc.get("model_sha256") and current and doc["model_sha256"] != current:
             out.append('<p class="bad">This explanation was written for other weights than '
@@ -432,7 +353,7 @@ def build_report(run_dir: str | Path) -> str:
     if not run_dir.is_dir():
         raise FormatError(f"{run_dir}: no such run folder (expected a folder written by "
                           "`aekit train --out`)")
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir / "metrics.jsonl", strict=False)  # skips a torn last line
     summary = read_json(run_dir / "summary.json", "run summary")
     body = "".join([
         f"<h1>aekit run: {_esc(run_dir.resolve().name)}</h1>",
@@ -442,14 +363,6 @@ def build_report(run_dir: str | Path) -> str:
         section_config(run_dir),
     ])
     return html_page(f"aekit report: {run_dir.name}", body)
-
-
-def html_page(title: str, body: str) -> str:
-    """A whole self-contained page: ``body`` (HTML) with the reports' CSS and the script that
-    marks, after load, whether every plot decoded (``data-rendered``)."""
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_esc(title)}</title><style>{_CSS}</style>"
-            f"<script>{_JS}</script></head><body>{body}</body></html>\n")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:

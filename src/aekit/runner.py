@@ -1,58 +1,27 @@
 """One training run, as ``aekit train`` does it: load and check data, train, score against PCA,
 write the run folder (``model.safetensors``, ``config.json``, ``metrics.jsonl``,
 ``summary.json``).
+
+The route: :func:`train_run` prepares the run (:func:`aekit.pipeline.prepare_spec`: in memory,
+or streamed from a ``.npy`` bigger than memory), :func:`aekit.pipeline.rundir.train_into`
+trains it (:func:`aekit.pipeline.fit.assemble` puts the training together,
+:class:`aekit.training.trainer.Trainer` runs it) and writes the folder, and the trackers
+(MLflow...) are told how the run ended.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from aekit import __version__
 from aekit.api import Autoencoder
 from aekit.config import RunConfig
-from aekit.data.out_of_core import should_stream
-from aekit.apps.stream_train import train_streaming
-from aekit.pipeline import (PreparedRun, add_label_results, denoising_errors, errors_vs_pca,
-                            format_classes, label_summary, prepare_spec, starts_from_pca,
-                            training_figures, validation_errors)
+from aekit.pipeline import PreparedRun, format_classes, prepare_spec
+from aekit.pipeline.rundir import train_into
 from aekit.report import write_report
-from aekit.errors import TrainingError
-from aekit.serialization import write_json
-from aekit.training.callbacks import Callback, MetricsWriter
-from aekit.training import distributed
-from aekit.training.checkpoint import prepare_checkpoints
+from aekit.training.callbacks import Callback
 from aekit.training.findings import finding_headline
-
-
-def summarize(ae: Autoencoder, run: PreparedRun, seconds: float) -> dict[str, Any]:
-    """The numbers of ``summary.json``: training figures, errors, and PCA at the same size
-    (the PCA the pipeline fitted on the training split, which also started the model)."""
-    cfg = ae.config
-    summary: dict[str, Any] = {
-        "aekit_version": __version__,
-        "data": cfg.data.data, "test": run.test_source,
-        "n_train": int(len(run.train_index)), "n_val": int(len(run.val_index)),
-        "n_test": run.test.n_samples if run.test is not None else 0,
-        "n_features": run.n_features, "latent_dim": cfg.model.latent_dim,
-        "hidden": list(cfg.model.hidden), "batch_size": cfg.train.batch_size,
-        "balance": cfg.train.balance,
-        "pca_init": starts_from_pca(cfg, ae.output_activation),
-        **training_figures(ae, seconds),
-        "pca_components": int(run.pca.n_components_),
-    }
-    if run.x_val is not None and len(run.x_val):
-        summary.update(validation_errors(ae, run))
-    if run.test is not None:
-        summary.update(errors_vs_pca(ae.reconstruct_scaled, ae.scaler, run.pca, run.test.x))
-        add_label_results(summary, label_summary(ae, ae.scaler, run.pca, run.test, run.data,
-                                                 run.train_index, cfg.train.seed))
-        if cfg.train.noise is not None:
-            summary.update(denoising_errors(ae.reconstruct_scaled, ae.scaler, run.pca,
-                                            run.test.x, cfg.train.noise, cfg.train.seed))
-    return summary
 
 
 def train_run(cfg: RunConfig, out_dir: str | Path,
@@ -73,10 +42,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path,
     Raises:
         DataError / ConfigError: bad input, raised before anything is written.
     """
-    if should_stream(cfg.data.data):  # a .npy bigger than memory: streamed in chunks
-        return with_trackers(callbacks, out_dir,
-                             lambda: train_streaming(cfg, out_dir, callbacks))
-    return train_prepared(prepare_spec(cfg), out_dir, callbacks)
+    return train_prepared(prepare_spec(cfg), out_dir, callbacks)  # in memory or streamed
 
 
 def train_prepared(run: PreparedRun, out_dir: str | Path,
@@ -113,30 +79,9 @@ def with_trackers(callbacks: Sequence[Callback], out_dir: str | Path,
 
 def _train_prepared(run: PreparedRun, out_dir: str | Path,
                     callbacks: Sequence[Callback]) -> dict[str, Any]:
-    cfg = run.config
-    out_dir = Path(out_dir)
-    ae = Autoencoder(config=cfg)
-    if not distributed.is_main_process():  # under torchrun only rank 0 writes files
-        ae.fit_prepared(run, callbacks=[distributed.follower_checkpointer(cfg, out_dir),
-                                        *callbacks])
-        return {}
-    metrics = MetricsWriter(out_dir / "metrics.jsonl", append=cfg.train.resume)
-    checkpointer = prepare_checkpoints(cfg, out_dir)  # --resume: checked, metrics cut back
-    t0 = time.perf_counter()
-    try:
-        ae.fit_prepared(run, callbacks=[metrics, checkpointer, *callbacks])
-    except TrainingError as exc:
-        if getattr(ae, "trainer", None) is None or ae.model is None:
-            raise
-        metrics.on_train_end(ae.trainer, {})  # close metrics.jsonl with the last events
-        ae.save(out_dir)  # the doctor left the last good weights in the model
-        raise TrainingError(f"{exc}. The last good weights are saved in {out_dir}") from exc
-    seconds = time.perf_counter() - t0
-    ae.save(out_dir)
-    summary = summarize(ae, run, seconds)
-    write_json(out_dir / "summary.json", summary)
-    if cfg.train.report:  # aekit train --report
-        write_report(out_dir)
+    summary = train_into(Autoencoder(config=run.config), run, out_dir, callbacks)
+    if summary and run.config.train.report:  # aekit train --report
+        write_report(out_dir)  # streamed: pictures from a sample of the file, not all of it
     return summary
 
 

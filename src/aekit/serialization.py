@@ -6,6 +6,7 @@ Every reader checks sizes before reading and turns any malformation into
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +29,21 @@ def is_number(value: Any) -> bool:
 def is_int(value: Any) -> bool:
     """True for an integer as ``json.loads`` returns one (not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def weights_hash(model_dir: str | Path | None) -> str | None:
+    """SHA-256 of ``model_dir/model.safetensors`` (None without one): ``explain.json`` records
+    it so that a report can tell an explanation of older weights."""
+    if model_dir is None:
+        return None
+    path = Path(model_dir) / "model.safetensors"
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from aekit.apps.explain import feature_names
+from aekit.explain import feature_names
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
 from aekit.detect_report import write_detect_report

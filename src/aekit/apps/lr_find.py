@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
-
 from aekit.config import RunConfig
 from aekit.serialization import write_json
 from aekit.training.lr_range import NUM_STEPS, LRFindResult, lr_find
@@ -57,9 +55,13 @@ def lr_find_on_data(cfg: RunConfig, start_lr: float = 1e-6, end_lr: float = 1.0,
     """
     from aekit.api import Autoencoder
     from aekit.pipeline import prepare_spec
+    from aekit.pipeline.fit import training_rows
 
-    run = prepare_spec(cfg)
+    run = prepare_spec(cfg)  # a .npy bigger than memory: rows spread over the file
     ae = Autoencoder(config=run.config)
     model = ae.build_prepared(run)
-    return lr_find(model, run.config, torch.from_numpy(run.x_train).to(ae.device), start_lr,
+    n_rows = num_steps * run.config.train.batch_size
+    if run.stream is not None:
+        n_rows = min(n_rows, run.stream.chunk_rows)
+    return lr_find(model, run.config, training_rows(run, ae.device, n_rows), start_lr,
                    end_lr, num_steps)

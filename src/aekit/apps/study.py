@@ -33,7 +33,7 @@ from aekit.api import Autoencoder
 from aekit.baselines.pca import fit_pca, pca_errors
 from aekit.config import RunConfig
 from aekit.errors import ConfigError
-from aekit.pipeline import load_splits, prepare, subset
+from aekit.pipeline import load_splits, prepare, subsample_rows, subset
 from aekit.serialization import atomic_write_bytes
 from aekit.training.callbacks import Callback
 from aekit.training.findings import find_all, layer_gradients, records_of, split_records
@@ -169,18 +169,14 @@ def study_data(data: str, test: str | None, max_train_samples: int | None,
     (without a test set, 10% held back; "auto" scaling fitted on the training samples);
     ``max_train_samples`` keeps a random subset of them (the same for every strategy).
     """
-    n_train = max_train_samples
-    if n_train is not None and n_train < 1:
-        raise ConfigError(f"`max_train_samples` must be at least 1. Received: "
-                          f"max_train_samples={n_train}")
     cfg = RunConfig().replace(data=data, test=test, test_split=0.1, seed=seed,
                               validation_split=0.0, scaling="auto")
     train, test_ds, source = load_splits(cfg)
     if test_ds is None:
         raise ConfigError(f"{data} has too few samples ({train.n_samples}) to hold back a test "
                           "set; give one with --test (test= in Python)")
-    if n_train is not None:
-        keep = np.sort(np.random.default_rng(seed).permutation(train.n_samples)[:n_train])
+    keep = subsample_rows(train.n_samples, max_train_samples, seed)  # as the sweep does
+    if keep is not None:
         train = subset(train, keep)
     run = prepare(cfg, train, test=test_ds, test_source=source)
     return run.x_train, run.scaler.transform(test_ds.x), source

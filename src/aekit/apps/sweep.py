@@ -29,13 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from aekit.api import Autoencoder
 from aekit.config import RunConfig
 from aekit.errors import ConfigError
-from aekit.pipeline import PreparedRun, errors_vs_pca, load_splits, prepare, subset, with_config
-from aekit.runner import validation_errors
+from aekit.data import Dataset
+from aekit.data.out_of_core import should_stream
+from aekit.pipeline import (PreparedRun, check_latent_dims, errors_vs_pca, load_splits, prepare,
+                            prepare_spec, subsample_rows, subset, validation_errors,
+                            with_config)
 from aekit.serialization import atomic_write_bytes, write_json
 
 
@@ -140,6 +141,32 @@ def _train_member(run: PreparedRun, k: int) -> SweepRow:
                     fast_path=bool(ae.trainer.use_fastpath))
 
 
+def sweep_data(cfg: RunConfig, max_train_samples: int | None = None
+               ) -> tuple[Dataset, Dataset | None, str]:
+    """The rows a sweep learns from (``max_train_samples`` of them at most, drawn as
+    :func:`~aekit.pipeline.subsample_rows` draws them), its test set and the test's origin."""
+    data, test, test_source = load_splits(cfg)
+    keep = subsample_rows(data.n_samples, max_train_samples, cfg.train.seed)
+    return (subset(data, keep) if keep is not None else data), test, test_source
+
+
+def sweep_run(cfg: RunConfig, sizes: Sequence[int],
+              max_train_samples: int | None = None) -> PreparedRun:
+    """The prepared run every member shares: streamed from a ``.npy`` bigger than memory
+    (without ``max_train_samples``), else in memory.
+
+    Raises:
+        ConfigError: a size not smaller than the feature count.
+    """
+    if max_train_samples is None and should_stream(cfg.data.data):
+        run = prepare_spec(cfg)  # checks the first (smallest) size against the file
+        check_latent_dims(sizes, run.n_features)
+        return run
+    data, test, test_source = sweep_data(cfg, max_train_samples)
+    check_latent_dims(sizes, data.n_features)
+    return prepare(cfg, data, test=test, test_source=test_source)
+
+
 def sweep(cfg: RunConfig, latent_dims: Sequence[int], out_dir: str | Path,
           threshold: float = 0.1, max_train_samples: int | None = None,
           log: bool = True) -> SweepResult:
@@ -163,20 +190,10 @@ def sweep(cfg: RunConfig, latent_dims: Sequence[int], out_dir: str | Path,
     if cfg.train.validation_split != "auto" and cfg.train.validation_split <= 0:
         raise ConfigError("a sweep chooses the size on validation rows: --validation-split "
                           f"must be > 0. Received: validation_split={cfg.train.validation_split}")
-    data, test, test_source = load_splits(cfg)
+    run = sweep_run(cfg.replace(latent_dim=sizes[0]), sizes, max_train_samples)
+    test = run.test
     if test is None:
         raise ConfigError("a sweep needs a test set: give --test SPEC or a --test-split > 0")
-    if max_train_samples is not None and max_train_samples < data.n_samples:
-        if max_train_samples < 2:
-            raise ConfigError(f"`max_train_samples` must be >= 2. Received: {max_train_samples}")
-        keep = np.random.default_rng(cfg.train.seed).choice(data.n_samples, max_train_samples,
-                                                            replace=False)
-        data = subset(data, np.sort(keep))
-    too_large = [k for k in sizes if k >= data.n_features]
-    if too_large:
-        raise ConfigError(f"latent sizes {too_large} are not smaller than the number of features "
-                          f"({data.n_features}); allowed: 1..{data.n_features - 1}")
-    run = prepare(cfg.replace(latent_dim=sizes[0]), data, test=test, test_source=test_source)
     rows = []
     for k in sizes:
         rows.append(_train_member(run, k))
@@ -187,7 +204,7 @@ def sweep(cfg: RunConfig, latent_dims: Sequence[int], out_dir: str | Path,
                   f"{r.fast_path})", flush=True)
     best, reason = recommend_size(sizes, [r.val_mse for r in rows], threshold)
     result = SweepResult(rows, best, reason, threshold, len(run.train_index), test.n_samples,
-                         test_source)
+                         run.test_source)
     write_results(result, cfg, Path(out_dir))
     return result
 

@@ -41,6 +41,9 @@ The data is loaded, split, scaled and its PCA fitted **once** by the run pipelin
 Trials run one after the other. Two trials side by side on the 2 shared cores of the machine
 this was built on took as long as running them in turn (see the README), so there is no
 parallel mode; several ``aekit tune`` processes on one storage would share a study.
+
+Modules: the search space (:mod:`aekit.apps.tune_space`), the results and ``best.toml``
+(:mod:`aekit.apps.tune_results`), and here the study: pruning, storage, the trials.
 """
 
 from __future__ import annotations
@@ -49,136 +52,25 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from aekit.config import RunConfig, SECTIONS, load_config_file
+from aekit.config import RunConfig
 from aekit.errors import ConfigError, TrainingError
 from aekit.pipeline import PreparedRun, data_defaults, prepare_spec, with_config
 from aekit.runner import train_prepared
 from aekit.serialization import atomic_write_bytes, write_json
 from aekit.training.callbacks import Callback
 from aekit.training.checkpoint import list_checkpoints
+from aekit.apps.tune_results import (FINISHED, SESSION_OPTIONS, TuneResult, best_line, cell,
+                                     int_text, num, ratio_text, row_of, secs, toml_value,
+                                     write_best_toml)
+from aekit.apps.tune_space import (DEFAULT_SEARCH, SEARCHABLE, default_params, funnel,
+                                   parse_search, suggest)
 
-SEARCHABLE = ("lr", "hidden", "activation", "batch_norm", "residual", "dropout",
-              "weight_decay", "batch_size", "latent_dim")
-DEFAULT_SEARCH = SEARCHABLE[:-1]  # the latent size only when asked
-LR_RANGE = (1e-4, 3e-2)
-WIDTH_RANGE = (16, 1024)
-MAX_DEPTH = 3
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh")
-MAX_DROPOUT, DROPOUT_STEP = 0.3, 0.05
-WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
-BATCH_SIZES = (16, 32, 64, 128, 256)
-MAX_TUNED_LATENT = 64
 PRUNE_AFTER = 0.3  # no pruning in the first 30% of a trial's epochs (one-cycle warms up 25%)
 PRUNER_STARTUP = 5  # finished trials before the pruner stops any
 TPE_STARTUP = 8  # random trials before TPE models the results
-# options about how a run is run, not what is trained: not part of a study's identity and
-# not written to best.toml
-SESSION_OPTIONS = ("progress", "resume", "nproc", "report", "tensorboard", "threads", "device")
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")
-
-
-# -- the search space -------------------------------------------------------------------------
-def funnel(width: int, depth: int, latent: int) -> tuple[int, ...]:
-    """``depth`` encoder widths starting at ``width``, each half the previous one, never
-    narrower than the code: ``funnel(512, 3, 30) == (512, 256, 128)``."""
-    return tuple(max(int(latent), int(width) >> i) for i in range(int(depth)))
-
-
-def batch_choices(n_train: int) -> list[int]:
-    """The batch sizes worth trying on ``n_train`` rows (no batch larger than the data)."""
-    return [b for b in BATCH_SIZES if b <= n_train] or [BATCH_SIZES[0]]
-
-
-def latent_range(n_features: int) -> tuple[int, int]:
-    """Smallest and largest latent size tried by ``--tune-latent``."""
-    return min(2, n_features - 1), max(1, min(MAX_TUNED_LATENT, n_features - 1))
-
-
-def suggest(trial: Any, search: Sequence[str], run: PreparedRun) -> dict[str, Any]:
-    """The options of one trial, asked of ``trial`` (an Optuna trial, or ``FixedTrial``);
-    returns changes for :func:`aekit.pipeline.with_config`."""
-    changes: dict[str, Any] = {}
-    latent = run.config.model.latent_dim
-    if "latent_dim" in search:
-        latent = changes["latent_dim"] = trial.suggest_int(
-            "latent_dim", *latent_range(run.n_features), log=True)
-    if "lr" in search:
-        changes["lr"] = trial.suggest_float("lr", *LR_RANGE, log=True)
-    if "hidden" in search:
-        depth = trial.suggest_int("depth", 1, MAX_DEPTH)
-        width = trial.suggest_int("width", *WIDTH_RANGE, log=True)
-        changes["hidden"] = funnel(width, depth, latent)
-    if "activation" in search:
-        changes["activation"] = trial.suggest_categorical("activation", list(ACTIVATIONS))
-    for switch in ("batch_norm", "residual"):
-        if switch in search:
-            changes[switch] = trial.suggest_categorical(switch, [False, True])
-    if "dropout" in search:
-        rate = round(trial.suggest_float("dropout", 0.0, MAX_DROPOUT, step=DROPOUT_STEP), 2)
-        changes["dropout"] = rate or None
-    if "weight_decay" in search:
-        changes["weight_decay"] = trial.suggest_categorical("weight_decay",
-                                                            list(WEIGHT_DECAYS)) or None
-    if "batch_size" in search:
-        changes["batch_size"] = trial.suggest_categorical(
-            "batch_size", batch_choices(len(run.train_index)))
-    return changes
-
-
-def default_params(run: PreparedRun, search: Sequence[str]) -> dict[str, Any]:
-    """aekit's defaults for this data as the search space's parameters (trial 0); a default
-    the space cannot express is left to the sampler."""
-    cfg = run.config
-    params: dict[str, Any] = {}
-    latent = cfg.model.latent_dim
-    low, high = latent_range(run.n_features)
-    if "latent_dim" in search and latent is not None and low <= latent <= high:
-        params["latent_dim"] = latent
-    if "lr" in search and not cfg.train.lr_auto and LR_RANGE[0] <= cfg.optim.lr <= LR_RANGE[1]:
-        params["lr"] = cfg.optim.lr
-    hidden = cfg.model.hidden or ()
-    if "hidden" in search and 1 <= len(hidden) <= MAX_DEPTH and \
-            WIDTH_RANGE[0] <= hidden[0] <= WIDTH_RANGE[1] and \
-            funnel(hidden[0], len(hidden), latent or 1) == tuple(hidden):
-        params.update(depth=len(hidden), width=hidden[0])
-    if "activation" in search and cfg.model.activation in ACTIVATIONS:
-        params["activation"] = cfg.model.activation
-    for switch in ("batch_norm", "residual"):
-        if switch in search:
-            params[switch] = getattr(cfg.model, switch)
-    rate = cfg.model.dropout or 0.0
-    if "dropout" in search and rate <= MAX_DROPOUT and \
-            abs(rate / DROPOUT_STEP - round(rate / DROPOUT_STEP)) < 1e-9:
-        params["dropout"] = rate
-    if "weight_decay" in search and (cfg.optim.weight_decay or 0.0) in WEIGHT_DECAYS:
-        params["weight_decay"] = cfg.optim.weight_decay or 0.0
-    if "batch_size" in search and cfg.train.batch_size in batch_choices(len(run.train_index)):
-        params["batch_size"] = cfg.train.batch_size
-    return params
-
-
-def parse_search(text: str | Sequence[str] | None, tune_latent: bool = False) -> list[str]:
-    """``"lr,hidden"`` (or a list; None: :data:`DEFAULT_SEARCH`) -> the options to search.
-
-    Raises:
-        ConfigError: an option that cannot be searched.
-    """
-    if text is None:
-        names = list(DEFAULT_SEARCH)
-    else:
-        names = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
-        names = [n for n in names if n]
-    unknown = [n for n in names if n not in SEARCHABLE]
-    if unknown or not (names or tune_latent):
-        raise ConfigError(f"`search` must name options among {', '.join(SEARCHABLE)}. "
-                          f"Received: search={text!r}")
-    if tune_latent and "latent_dim" not in names:
-        names.append("latent_dim")
-    return [n for n in SEARCHABLE if n in names]
 
 
 # -- pruning ----------------------------------------------------------------------------------
@@ -256,169 +148,6 @@ def check_identity(study: Any, identity: dict[str, Any]) -> None:
     raise ConfigError(f"study {study.study_name!r} was made with other options, so its trials "
                       f"would not compare with new ones ({'; '.join(diffs)}). Use the same "
                       "options, or another --study-name")
-
-
-# -- results ----------------------------------------------------------------------------------
-@dataclass
-class TuneResult:
-    """The study's trials (all of them, earlier calls included) and the best one."""
-
-    study_name: str
-    storage: str
-    search: list[str]
-    rows: list[dict[str, Any]]
-    best: dict[str, Any] | None
-    defaults: dict[str, Any] | None
-    ran: int = 0
-    seconds: float = 0.0
-    out_dir: str = ""
-    best_toml: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def table(self) -> str:
-        """The trials in Markdown, best marked with ``*``."""
-        columns = [c for c in ("latent_dim", "lr", "hidden", "activation", "batch_norm",
-                               "residual", "dropout", "weight_decay", "batch_size")
-                   if c in self.search]
-        head = ["trial", "state", "val MSE", "/ PCA", "epochs", "s", *columns]
-        text = ("state", "hidden", "activation", "batch_norm", "residual")
-        lines = ["| " + " | ".join(head) + " |",
-                 "|" + "|".join("---" if h in text else "---:" for h in head) + "|"]
-        best = self.best["number"] if self.best else None
-        for row in self.rows:
-            opts = row.get("options", {})
-            name = f"{row['number']}" + (" *" if row["number"] == best else "") + \
-                (" (defaults)" if row.get("defaults") else "")
-            state = row["state"].lower()
-            if row.get("pruned_at"):
-                state = f"pruned at {row['pruned_at']}"
-            elif row.get("error"):
-                state = "failed"
-            cells = [name, state, _num(row.get("val_mse")), _ratio(row), _int(row.get("epochs")),
-                     _secs(row.get("seconds")), *(_cell(opts.get(c)) for c in columns)]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"study_name": self.study_name, "storage": self.storage, "search": self.search,
-                "counts": self.counts, "ran_this_call": self.ran,
-                "seconds_this_call": self.seconds, "best": self.best,
-                "defaults": self.defaults, "best_toml": self.best_toml, "trials": self.rows}
-
-
-def _num(v: Any) -> str:
-    return f"{v:.5g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
-
-
-def _int(v: Any) -> str:
-    return str(int(v)) if isinstance(v, (int, float)) else "-"
-
-
-def _secs(v: Any) -> str:
-    return f"{v:.1f}" if isinstance(v, (int, float)) else "-"
-
-
-def _ratio(row: dict[str, Any]) -> str:
-    v, p = row.get("val_mse"), row.get("pca_val_mse")
-    if isinstance(v, (int, float)) and isinstance(p, (int, float)) and p > 0:
-        return f"{v / p:.3f}"
-    return "-"
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "-"
-    if isinstance(v, (list, tuple)):
-        return ",".join(map(str, v))
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
-def row_of(trial: Any) -> dict[str, Any]:
-    """One trial as a plain dictionary (``tune.json``)."""
-    attrs = dict(trial.user_attrs)
-    row = {"number": trial.number, "state": trial.state.name, "params": dict(trial.params),
-           **attrs}
-    if trial.state.name == "COMPLETE":
-        row["val_mse"] = trial.value
-    return row
-
-
-def best_line(label: str, row: dict[str, Any]) -> str:
-    """``best (trial 7): val MSE ... test error ...``."""
-    k = row.get("pca_components", "")
-    text = (f"{label} (trial {row['number']}): val MSE {_num(row.get('val_mse'))} "
-            f"(PCA-{k}: {_num(row.get('pca_val_mse'))}, {_ratio(row)}x)")
-    if "test_sse_per_sample" in row:
-        text += (f", test error (squared error per sample) {_num(row['test_sse_per_sample'])}"
-                 f" (PCA-{k}: {_num(row.get('pca_test_sse_per_sample'))})")
-    return text + f", {_int(row.get('epochs'))} epochs, {_secs(row.get('seconds'))} s"
-
-
-# -- best.toml --------------------------------------------------------------------------------
-def toml_value(value: Any) -> str:
-    """A TOML value for an option (strings, numbers, booleans, lists of numbers)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else \
-            ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON's escapes are TOML's
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-def best_options(cfg: RunConfig, search: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The options ``best.toml`` holds, by section: those that differ from aekit's defaults
-    and those searched (the data-chosen ones, e.g. ``hidden``, included), without the
-    options about how a run is run (:data:`SESSION_OPTIONS`)."""
-    default = RunConfig().to_dict()
-    out: dict[str, dict[str, Any]] = {}
-    for section, values in cfg.to_dict().items():
-        for key, value in values.items():
-            if key in SESSION_OPTIONS:
-                continue
-            if key in search or key == "latent_dim" or value != default[section][key]:
-                out.setdefault(section, {})[key] = value
-    return out
-
-
-def write_best_toml(path: Path, cfg: RunConfig, search: Sequence[str],
-                    comments: Sequence[str]) -> None:
-    """Write ``best.toml`` (sectioned, as a run's ``config.json``) and check that it reads
-    back as ``cfg``'s options."""
-    lines = [f"# {c}" for c in comments]
-    options = best_options(cfg, search)
-    for section in SECTIONS:
-        values = options.get(section)
-        if not values:
-            continue
-        lines += ["", f"[{section}]"]
-        for key, value in values.items():
-            if value is None:  # TOML has no null: say it instead
-                default = getattr(getattr(RunConfig(), section), key)
-                lines.append(f"# {key}: off (aekit's default)" if default is None else
-                             f"# {key}: off -- give --{key.replace('_', '-')} none to "
-                             "aekit train (TOML has no null)")
-                continue
-            if section == "data" and key in ("data", "test") and Path(value).exists():
-                value = str(Path(value).resolve())  # a path that works from any folder
-            lines.append(f"{key} = {toml_value(value)}")
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-    back = RunConfig.from_dict(load_config_file(path)).to_dict()
-    for section, values in options.items():
-        for key, value in values.items():
-            if value is not None and key not in ("data", "test") and \
-                    back[section][key] != value:
-                raise RuntimeError(f"{path}: {key} reads back as {back[section][key]!r}, "
-                                   f"not {value!r}")
 
 
 # -- the search -------------------------------------------------------------------------------
@@ -589,7 +318,7 @@ class _Objective:
     def report(self, study: Any, trial: Any) -> None:
         """One line per finished trial."""
         attrs = trial.user_attrs
-        opts = " ".join(f"{k}={_cell(v)}" for k, v in attrs.get("options", {}).items())
+        opts = " ".join(f"{k}={cell(v)}" for k, v in attrs.get("options", {}).items())
         head = f"trial {trial.number:>3}"
         if attrs.get("defaults"):
             head += " (aekit defaults)"
@@ -598,9 +327,9 @@ class _Objective:
         elif attrs.get("pruned_at"):
             what = f"pruned at epoch {attrs['pruned_at']}"
         else:
-            what = f"val MSE {_num(trial.value)} ({_ratio({'val_mse': trial.value, **attrs})}x PCA)"
-        print(f"{head}: {what}  {_int(attrs.get('epochs'))} epochs  "
-              f"{_secs(attrs.get('seconds'))}s  {opts}", flush=True)
+            what = f"val MSE {num(trial.value)} ({ratio_text({'val_mse': trial.value, **attrs})}x PCA)"
+        print(f"{head}: {what}  {int_text(attrs.get('epochs'))} epochs  "
+              f"{secs(attrs.get('seconds'))}s  {opts}", flush=True)
 
 
 def _option(cfg: RunConfig, name: str) -> Any:
@@ -637,8 +366,8 @@ def _write(result: TuneResult, run: PreparedRun, search: list[str], out_dir: Pat
         write_best_toml(path, cfg, search, [
             f"aekit tune: the best of {finished} finished trials of study "
             f"{result.study_name!r} ({result.storage}): trial {best['number']}",
-            f"validation MSE {_num(best.get('val_mse'))} (PCA-{best.get('pca_components', '')}"
-            f": {_num(best.get('pca_val_mse'))})",
+            f"validation MSE {num(best.get('val_mse'))} (PCA-{best.get('pca_components', '')}"
+            f": {num(best.get('pca_val_mse'))})",
             f"train it: aekit train --config {path} --out runs/best "
             "(flags typed after it win, e.g. --epochs 200)"])
         result.best_toml = str(path)
@@ -649,3 +378,8 @@ def _write(result: TuneResult, run: PreparedRun, search: list[str], out_dir: Pat
             buffer.write(f"{best_line(label, row)}\n\n")
     atomic_write_bytes(out_dir / "tune.md", buffer.getvalue().encode())
     write_json(out_dir / "tune.json", result.to_dict())
+
+
+__all__ = ["DEFAULT_SEARCH", "FINISHED", "SEARCHABLE", "SESSION_OPTIONS", "PruningCallback",
+           "TuneResult", "best_line", "default_params", "funnel", "parse_search", "row_of",
+           "suggest", "toml_value", "tune", "write_best_toml"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from aekit.commands.common import add_device_option, save_npy
 
@@ -43,47 +42,9 @@ def evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import aekit
-    from aekit.data import load
-    from aekit.data.labels import same_classes, with_labels
-    from aekit.baselines.pca import fit_pca
-    from aekit.config import parse_noise
-    from aekit.errors import AekitError
-    from aekit.pipeline import denoising_errors, label_summary, prepare_spec
+    from aekit.apps.evaluate import evaluate
 
-    if args.noise is not None:
-        parse_noise(args.noise)  # a bad spec fails before anything is loaded
-    ae = aekit.load(args.model, device=args.device)
-    ds = with_labels(load(args.data), args.labels, "--labels")
-    result = {"model": args.model, "data": args.data, "n_samples": ds.n_samples,
-              "latent_dim": ae.config.model.latent_dim, **ae.score(ds)}
-    run, why = None, None
-    if (ds.labels is not None or args.noise is not None) and not (
-            Path(args.model) / "summary.json").is_file():
-        why = ("the model holds no summary.json (saved from Python with ae.save()): its "
-               "training data is not recorded")
-    elif ds.labels is not None or args.noise is not None:
-        try:  # the run's own preparation: its training rows, scaler and PCA
-            run = prepare_spec(ae.config.replace(balance="none", noise=None))
-        except AekitError as exc:
-            why = f"the run's training data could not be loaded ({exc})"
-    if args.noise is not None:
-        pca = run.pca if run is not None else fit_pca(ae.scaler.transform(ds.x),
-                                                      ae.config.model.latent_dim)
-        found = denoising_errors(ae.reconstruct_scaled, ae.scaler, pca, ds.x, args.noise,
-                                 ae.config.train.seed)
-        result.update({k.replace("_test_", "_"): v for k, v in found.items()})
-        if run is None:
-            result["pca_fitted_on"] = f"--data itself: {why}"
-    if ds.labels is not None:
-        if run is None:
-            result["per_class_sse"] = ae.score_per_class(ds)
-            result["probe_skipped"] = f"{why}; the probe and PCA's per-class errors need it"
-        else:
-            ds = same_classes(run.data, ds)
-            found = label_summary(ae, ae.scaler, run.pca, ds, run.data, run.train_index,
-                                  ae.config.train.seed)
-            result.update({k.replace("_test_", "_"): v for k, v in found.items()})
+    result = evaluate(args.model, args.data, args.labels, args.noise, device=args.device)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from aekit.commands.common import (StoreWithAlias, add_config_options, add_device_option,
                                    config_from_args)
@@ -33,40 +32,15 @@ def diagnose_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_diagnose)
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of ``run_dir/metrics.jsonl``.
-
-    Raises:
-        FormatError: the folder or file is missing, or a line is not a JSON object.
-    """
-    from aekit.errors import FormatError
-
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        raise FormatError(f"{path}: no such file (expected a run folder written by "
-                          "`aekit train --out RUN_DIR`)")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise FormatError(f"{path}, line {number}: not JSON ({exc})") from exc
-        if not isinstance(record, dict):
-            raise FormatError(f"{path}, line {number}: expected a JSON object, "
-                              f"received {type(record).__name__}")
-        records.append(record)
-    return records
-
-
 def run_diagnose(args: argparse.Namespace) -> int:
     from aekit.serialization import read_json
     from aekit.training.findings import (SEVERITY_RANK, find_all, format_finding,
                                          post_run_findings, split_records)
 
+    from aekit.training.callbacks import read_metrics
+
     run_dir = Path(args.run_dir)
-    records = read_metrics(run_dir)
+    records = read_metrics(run_dir / "metrics.jsonl")
     findings = find_all(records)
     if (run_dir / "summary.json").is_file():  # the test set's findings (per-class errors)
         findings = sorted(findings + post_run_findings(read_json(run_dir / "summary.json",

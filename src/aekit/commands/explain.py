@@ -1,5 +1,5 @@
 """``aekit explain``: see inside a trained autoencoder (a thin shell over
-:mod:`aekit.apps.explain`)."""
+:mod:`aekit.explain`)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     with human_output_to_stderr(args.json):
         import aekit
-        from aekit.apps.explain import explain, summary_lines
+        from aekit.explain import explain, summary_lines
         from aekit.errors import ConfigError
 
         if args.samples < 0:

@@ -10,7 +10,7 @@ chunk (and its float32 copy) is ever held: pages of a memory map would stay in t
 resident set after being touched. Rows come out as the in-memory loader makes them: float32,
 image stacks ``(n, h, w, c)`` channels first.
 
-Which rows are trained on is the caller's decision (:mod:`aekit.apps.stream_train` asks
+Which rows are trained on is the caller's decision (:mod:`aekit.pipeline.streamed` asks
 :func:`aekit.pipeline.split_plan`): the held rows (validation, test) are a short sorted index,
 skipped inside each chunk by the training passes and gathered into memory by :meth:`gather`.
 Each epoch shuffles the order of the chunks and the order of the training rows inside each

@@ -5,9 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.mlp import AEOutput, MLPAutoencoder
+from aekit.models.base import AEBase, AEOutput
+from aekit.models.mlp import MLPAutoencoder
 
-__all__ = ["AEOutput", "MLPAutoencoder", "build_model"]
+__all__ = ["AEBase", "AEOutput", "MLPAutoencoder", "build_model"]
 
 
 def build_model(cfg: ModelConfig, n_features: int, output_activation: str,

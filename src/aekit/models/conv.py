@@ -17,7 +17,8 @@ from torch import nn
 
 from aekit.config import ModelConfig, _sizes
 from aekit.errors import ConfigError
-from aekit.models.mlp import _ACTIVATIONS, AEOutput, BlockBase, reconstruction_loss
+from aekit.models.base import AEBase
+from aekit.models.mlp import _ACTIVATIONS, BlockBase
 
 
 def image_layout(sample_shape: tuple[int, ...] | None, n_features: int) -> tuple[int, int, int]:
@@ -61,7 +62,7 @@ class ConvBlock(BlockBase):
         return self.conv(x)
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(AEBase):
     """Convolutional autoencoder on flat samples of ``n_features`` = channels * height * width.
 
     Args:
@@ -110,21 +111,3 @@ class ConvAutoencoder(nn.Module):
         out = self.decoder(maps)  # (batch, c, >= h, >= w): crop the padding of odd sizes
         _, h, w = self.image_shape
         return out[:, :, :h, :w].reshape(z.shape[0], self.n_features)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstructions in the scaled data space: (batch, latent_dim) -> (batch, n_features)."""
-        out = self.decode_logits(z)
-        return torch.sigmoid(out) if self.output_activation == "sigmoid" else out
-
-    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None,
-                weight: torch.Tensor | None = None) -> AEOutput:
-        """Reconstruct ``x``; the reconstruction loss compares with ``target`` (default ``x``;
-        a clean batch when ``x`` is its noisy version: denoising), each row's loss weighted by
-        ``weight`` (one per row; default: equal)."""
-        z = self.encode(x)
-        logits = self.decode_logits(z)
-        x_hat = torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
-        recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x if target is None else target,
-                                    self.output_activation, weight)
-        reg = self.l1_codes * z.abs().sum(dim=1).mean() if self.l1_codes else recon.new_zeros(())
-        return AEOutput(x_hat=x_hat, z=z, recon_loss=recon, reg_loss=reg, loss=recon + reg)

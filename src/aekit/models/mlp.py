@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from aekit.config import ModelConfig
+from aekit.models.base import AEBase
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -20,21 +19,6 @@ _ACTIVATIONS = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
 }
-
-
-@dataclass(frozen=True)
-class AEOutput:
-    """What a forward pass returns: the named loss parts and the tensors they came from.
-
-    ``recon_loss`` is the mean reconstruction loss per element; ``reg_loss`` the penalty the model
-    itself adds (the code penalty of a sparse autoencoder, a KL term); ``loss`` their sum.
-    """
-
-    x_hat: torch.Tensor  # (batch, n_features), in the scaled data space
-    z: torch.Tensor  # (batch, latent_dim)
-    recon_loss: torch.Tensor
-    reg_loss: torch.Tensor
-    loss: torch.Tensor
 
 
 def resolve_init(cfg: ModelConfig) -> str:
@@ -121,7 +105,7 @@ def _stack(widths: list[int], cfg: ModelConfig, head: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-class MLPAutoencoder(nn.Module):
+class MLPAutoencoder(AEBase):
     """MLP autoencoder on flat samples of ``n_features`` values.
 
     With ``cfg.pca_init`` the model has, beside the ``encoder``/``decoder`` stacks, a linear
@@ -244,48 +228,3 @@ class MLPAutoencoder(nn.Module):
         """Decoder output before the output activation."""
         out = self.decoder(z)
         return out if self.linear_decoder is None else out + self.linear_decoder(z)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstructions in the scaled data space: (batch, latent_dim) -> (batch, n_features)."""
-        out = self.decode_logits(z)
-        return torch.sigmoid(out) if self.output_activation == "sigmoid" else out
-
-    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None,
-                weight: torch.Tensor | None = None) -> AEOutput:
-        """Reconstruct ``x``; the reconstruction loss compares with ``target`` (default ``x``;
-        a clean batch when ``x`` is its noisy version: denoising), each row's loss weighted by
-        ``weight`` (one per row; default: equal)."""
-        z = self.encode(x)
-        logits = self.decode_logits(z)
-        if self.output_activation == "sigmoid":
-            x_hat = torch.sigmoid(logits)
-        else:
-            x_hat = logits
-        recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x if target is None else target,
-                                    self.output_activation, weight)
-        reg = self.l1_codes * z.abs().sum(dim=1).mean() if self.l1_codes else recon.new_zeros(())
-        return AEOutput(x_hat=x_hat, z=z, recon_loss=recon, reg_loss=reg, loss=recon + reg)
-
-
-def reconstruction_loss(kind: str, logits: torch.Tensor, x_hat: torch.Tensor, x: torch.Tensor,
-                        output_activation: str, weight: torch.Tensor | None = None
-                        ) -> torch.Tensor:
-    """Mean per-element loss; BCE is computed from logits when the output is a sigmoid (stable).
-
-    ``weight`` (one per row) weights each row's elements: the result is the mean over the
-    batch of ``weight[i]`` times row ``i``'s mean loss (weights of mean 1 over the training
-    rows keep the loss's scale)."""
-    if weight is None:
-        if kind == "mse":
-            return F.mse_loss(x_hat, x)
-        if output_activation == "sigmoid":
-            return F.binary_cross_entropy_with_logits(logits, x)
-        return F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x)
-    w = weight.reshape(-1, *([1] * (x.dim() - 1))).to(x_hat.dtype)
-    if kind == "mse":
-        per = F.mse_loss(x_hat, x, reduction="none")
-    elif output_activation == "sigmoid":
-        per = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    else:
-        per = F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x, reduction="none")
-    return (per * w).mean()

@@ -9,14 +9,17 @@ plain autoencoder; its prior is sampled directly to generate.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.mlp import AEOutput, _stack, init_linear, reconstruction_loss, resolve_init
+from aekit.models.base import AEBase
+from aekit.models.mlp import _stack, init_linear, resolve_init
 
 
-class VAE(nn.Module):
+class VAE(AEBase):
     """Beta-VAE with MLP encoder and decoder.
 
     Args:
@@ -50,32 +53,29 @@ class VAE(nn.Module):
         """The posterior mean: (batch, n_features) -> (batch, latent_dim)."""
         return self.posterior(x)[0]
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstructions in the scaled data space: (batch, latent_dim) -> (batch, n_features)."""
-        out = self.decoder(z)
-        return torch.sigmoid(out) if self.output_activation == "sigmoid" else out
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output before the output activation: (batch, n_features)."""
+        return self.decoder(z)
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` codes drawn from the prior N(0, I): (n, latent_dim)."""
         return torch.randn(n, self.cfg.latent_dim, generator=generator)
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None,
-                weight: torch.Tensor | None = None) -> AEOutput:
-        """Reconstruct ``x``; the reconstruction loss compares with ``target`` (default ``x``;
-        a clean batch when ``x`` is its noisy version: denoising), each row's loss weighted by
-        ``weight`` (one per row; default: equal)."""
+    def training_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Codes sampled from q(z|x) in training (the mean in evaluation), with the
+        posterior's mean and log-variance for the KL term."""
         mean, log_var = self.posterior(x)
         if self.training:  # reparameterisation: z = mean + sigma * eps
             z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
         else:
             z = mean
-        logits = self.decoder(z)
-        x_hat = torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
-        recon = reconstruction_loss(self.cfg.loss, logits, x_hat, x if target is None else target,
-                                    self.output_activation, weight)
+        return z, (mean, log_var)
+
+    def penalty(self, z: torch.Tensor, extra: Any, recon: torch.Tensor) -> torch.Tensor:
+        """``beta`` times the KL divergence to the prior, per feature."""
+        mean, log_var = extra
         kl = kl_to_standard_normal(mean, log_var) / self.n_features
-        reg = self.beta * kl
-        return AEOutput(x_hat=x_hat, z=z, recon_loss=recon, reg_loss=reg, loss=recon + reg)
+        return self.beta * kl
 
 
 def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """The run pipeline: the one place that turns options and data into a prepared run, and that
 scores a trained model against PCA.
 
-Every entry point goes through it -- ``Autoencoder.fit``, ``aekit train`` (in memory and
-streamed), ``lr-find``, ``study``, ``sweep`` and the scikit-learn estimator -- so the same data
-and the same options give the same decisions whichever door a user comes in by:
+Every entry point goes through it -- ``Autoencoder.fit``, ``aekit train``, ``lr-find``,
+``sweep`` and ``tune`` (in memory and streamed), ``study``, ``detect`` and the scikit-learn
+estimators -- so the same data and the same options give the same decisions whichever door a
+user comes in by:
 
 1. **split** (:func:`split_plan`): the test rows are drawn first, with a generator that does not
    depend on ``--seed`` (runs with different seeds are scored on the same rows; ``--split-seed``
@@ -25,10 +26,15 @@ into loss weights or class-balanced draws of the training rows, and after traini
 errors are given per class and the codes are judged by a linear probe and by k-means next to
 PCA's (:mod:`~aekit.pipeline.classes`).
 
-Modules: :mod:`~aekit.pipeline.decisions` (1-5 above), :mod:`~aekit.pipeline.prepare` (the
-:class:`PreparedRun`), :mod:`~aekit.pipeline.scoring` (errors against PCA, the PCA gate and
-baseline, summaries), :mod:`~aekit.pipeline.classes` (labels). Everything public is
-importable from ``aekit.pipeline``.
+Modules: :mod:`~aekit.pipeline.decisions` (1-5 above, and the subsample and latent-size
+checks), :mod:`~aekit.pipeline.prepared` (the :class:`PreparedRun`),
+:mod:`~aekit.pipeline.prepare` (in memory; :func:`prepare_spec` also decides to stream) and
+:mod:`~aekit.pipeline.streamed` (a ``.npy`` bigger than memory), :mod:`~aekit.pipeline.fit`
+(the one assembly of a training: sanity batch, ``--lr auto``, PCA gate, doctor, budget,
+progress), :mod:`~aekit.pipeline.rundir` (the run folder and ``summary.json``),
+:mod:`~aekit.pipeline.scoring` (errors against PCA, the PCA gate and baseline, summaries),
+:mod:`~aekit.pipeline.classes` (labels). What the entry points use is importable from
+``aekit.pipeline``; the assembly and the run folder from their modules.
 """
 
 from aekit.pipeline.classes import (
@@ -41,6 +47,7 @@ from aekit.pipeline.classes import (
     probe,
     probe_vs_pca)
 from aekit.pipeline.decisions import (
+    check_latent_dims,
     check_sample_weight,
     class_counts,
     training_weights,
@@ -58,6 +65,7 @@ from aekit.pipeline.decisions import (
     split_indices,
     split_plan,
     starts_from_pca,
+    subsample_rows,
     validation_fraction)
 from aekit.pipeline.prepare import (
     MIN_CHECK_ROWS,
@@ -68,6 +76,7 @@ from aekit.pipeline.prepare import (
     prepare,
     prepare_spec,
     subset,
+    training_run_of,
     validation_halves,
     with_config)
 from aekit.pipeline.scoring import (
@@ -94,6 +103,7 @@ __all__ = [
     "per_class_sse",
     "probe",
     "probe_vs_pca",
+    "check_latent_dims",
     "check_sample_weight",
     "class_counts",
     "training_weights",
@@ -111,6 +121,7 @@ __all__ = [
     "split_indices",
     "split_plan",
     "starts_from_pca",
+    "subsample_rows",
     "validation_fraction",
     "MIN_CHECK_ROWS",
     "PreparedRun",
@@ -120,6 +131,7 @@ __all__ = [
     "prepare",
     "prepare_spec",
     "subset",
+    "training_run_of",
     "validation_halves",
     "with_config",
     "KEEP_T",

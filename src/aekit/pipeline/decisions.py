@@ -4,14 +4,15 @@ weights of the training rows (sample weights, class balancing)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from aekit.baselines.pca import fit_pca
-from aekit.config import RunConfig, auto_batch_size, auto_epochs
+from aekit.config import RunConfig
 from aekit.data import Scaler
 from aekit.errors import ConfigError, DataError
+from aekit.training.plan import auto_epochs, requested_batch_size
 
 
 MAX_HELD_ROWS = 10_000  # a validation or test split larger than this adds precision, not value
@@ -78,6 +79,25 @@ def split_plan(n: int, test_fraction: float, validation_split: float | str,
     return rest[keep], rest[val], test
 
 
+def subsample_rows(n_rows: int, max_train_samples: int | None, seed: int) -> np.ndarray | None:
+    """The rows a ``max_train_samples`` option keeps of ``n_rows`` (sweep, study): a random
+    subset drawn with ``seed``, sorted; None when every row is kept.
+
+    Raises:
+        ConfigError: ``max_train_samples`` below 1.
+    """
+    if max_train_samples is None:
+        return None
+    if isinstance(max_train_samples, bool) or not isinstance(max_train_samples,
+                                                              (int, np.integer)) \
+            or max_train_samples < 1:
+        raise ConfigError(f"`max_train_samples` must be at least 1. Received: "
+                          f"max_train_samples={max_train_samples!r}")
+    if max_train_samples >= n_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n_rows)[:max_train_samples])
+
+
 # -- 2. scale ---------------------------------------------------------------------------------
 def in_unit_range(low: float, high: float) -> bool:
     """True when every value lies within [0, 1]."""
@@ -124,7 +144,7 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
     - With ``time_budget`` on such images and at least :data:`LONG_BUDGET_MS_PER_ROW` of it
       per training row: ``hidden`` ``1000,500,250`` and, for Adam, ``weight_decay`` 0.5 (a
       larger model trained long overfits without it).
-    - ``batch_size``: :func:`aekit.config.auto_batch_size` of the training rows.
+    - ``batch_size``: :func:`aekit.training.plan.requested_batch_size` of the training rows.
 
     Raises:
         ConfigError: a latent size the data cannot have.
@@ -136,13 +156,10 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
     latent = model.latent_dim
     if latent is None:
         latent = min(MAX_LATENT, math.ceil(n_features / 4), n_features - 1)
-    elif latent >= n_features:
-        raise ConfigError(f"`latent_dim` must be smaller than the number of features "
-                          f"({n_features}): a code as large as the data can copy it and learns "
-                          f"nothing. Received: latent_dim={latent}; allowed: 1..{n_features - 1}")
+    check_latent_dims([latent], n_features)
     hidden = model.hidden
     large_image = kind == "image" and n_features >= LARGE_IMAGE_VALUES
-    batch_size = cfg.train.batch_size or auto_batch_size(n_train)
+    batch_size = requested_batch_size(cfg.train.batch_size, n_train)
     small_image_set = large_image and passes(cfg, n_train, batch_size) >= MANY_PASSES
     changes: dict[str, Any] = {"latent_dim": latent}
     if hidden is None:
@@ -158,14 +175,13 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
         else:
             hidden = (int(min(256, max(64, 2 * n_features))),)
     changes["hidden"] = hidden
-    if cfg.train.batch_size is None:
-        changes["batch_size"] = batch_size
+    changes["batch_size"] = batch_size
     return cfg.replace(**changes)
 
 
 def passes(cfg: RunConfig, n_train: int, batch_size: int) -> int:
     """Epochs the run will make over its ``n_train`` training rows: ``--epochs``, else
-    :func:`aekit.config.auto_epochs` of its steps per epoch (full batch for ``gd``); a
+    :func:`aekit.training.plan.auto_epochs` of its steps per epoch (full batch for ``gd``); a
     ``--time-budget`` run plans its own length and counts as few (0)."""
     if cfg.train.time_budget is not None:
         return 0
@@ -173,6 +189,23 @@ def passes(cfg: RunConfig, n_train: int, batch_size: int) -> int:
         return cfg.train.epochs
     steps = 1 if cfg.optim.optimizer == "gd" else math.ceil(n_train / max(1, batch_size))
     return auto_epochs(steps)
+
+
+def check_latent_dims(sizes: Sequence[int], n_features: int) -> None:
+    """Refuse latent sizes that are not smaller than the feature count (``aekit train``'s
+    ``latent_dim``, a sweep's sizes): the identity would be a perfect "autoencoder".
+
+    Raises:
+        ConfigError: a size of ``n_features`` or more.
+    """
+    too_large = [int(k) for k in sizes if k >= n_features]
+    if not too_large:
+        return
+    received = (f"latent_dim={too_large[0]}" if len(sizes) == 1 else
+                f"latent sizes {too_large}, not smaller than the number of features")
+    raise ConfigError(f"`latent_dim` must be smaller than the number of features "
+                      f"({n_features}): a code as large as the data can copy it and learns "
+                      f"nothing. Received: {received}; allowed: 1..{n_features - 1}")
 
 
 def long_budget(cfg: RunConfig, n_train: int) -> bool:

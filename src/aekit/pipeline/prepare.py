@@ -1,8 +1,14 @@
-"""The prepared run: data loaded, split and scaled, defaults chosen, PCA fitted."""
+"""The prepared run: data loaded, split and scaled, defaults chosen, PCA fitted.
+
+:func:`prepare_spec` is where ``aekit train``, tune, lr-find and sweep get their run: it loads
+the data into memory, or streams a ``.npy`` bigger than memory (:mod:`aekit.pipeline.streamed`)
+when :func:`~aekit.data.out_of_core.should_stream` says so. Either way the result is one
+:class:`PreparedRun`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,57 +18,15 @@ from aekit.config import RunConfig
 from aekit.data import Dataset, Scaler, check_n_features, load
 from aekit.data.dataset import dataset_from_array
 from aekit.data.labels import attach, same_classes, test_labels_spec, with_labels
+from aekit.data.out_of_core import should_stream
 from aekit.errors import ConfigError, DataError
 from aekit.training.noise import VALIDATION_STREAM, corrupt_array
-from aekit.training.trainer import check_validation_options
+from aekit.training.inputs import check_validation_options
 from aekit.pipeline.decisions import (check_sample_weight, choose_output, choose_scaler,
                                       data_defaults, fit_baseline, in_unit_range, split_plan,
                                       training_weights)
-
-
-# -- the prepared run -------------------------------------------------------------------------
-@dataclass
-class PreparedRun:
-    """Everything decided before the first step (arrays are scaled float32).
-
-    Attributes:
-        config: the options with the data-dependent defaults filled in.
-        data: the rows the model learns from (the test rows removed).
-        train_index, val_index: rows of ``data`` for training and validation.
-        scaler: fitted on the training rows. output_activation: sigmoid or identity.
-        x_train, x_val: scaled inputs; y_train, y_val: scaled targets (None: the inputs).
-        test, test_source: the test set (raw, or None) and where it came from.
-        pca: PCA at the latent size, fitted on the scaled training targets.
-        row_weight: weight of each training row's loss (mean 1), or None: equal.
-        draw_weight: class-balanced draw probabilities of the training rows, or None.
-    """
-
-    config: RunConfig
-    data: Dataset
-    train_index: np.ndarray
-    val_index: np.ndarray
-    scaler: Scaler
-    output_activation: str
-    x_train: np.ndarray
-    x_val: np.ndarray | None
-    y_train: np.ndarray | None = None
-    y_val: np.ndarray | None = None
-    test: Dataset | None = None
-    test_source: str = "none"
-    pca: Any = None
-    row_weight: np.ndarray | None = None
-    draw_weight: np.ndarray | None = None
-
-    @property
-    def n_features(self) -> int:
-        """Values per sample."""
-        return self.data.n_features
-
-    @property
-    def train_labels(self) -> np.ndarray | None:
-        """Class labels of the training rows, or None."""
-        labels = self.data.labels
-        return labels[self.train_index] if labels is not None else None
+from aekit.pipeline.prepared import PreparedRun
+from aekit.pipeline.streamed import prepare_streamed, refit_pca_streamed
 
 
 def host_values(values: Any, name: str) -> Any:
@@ -122,9 +86,37 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset | None, str]:
 
 
 def prepare_spec(cfg: RunConfig) -> PreparedRun:
-    """Load ``cfg``'s data and test set and prepare the run (``aekit train`` in memory)."""
+    """Load ``cfg``'s data and test set and prepare the run, as ``aekit train`` does: in
+    memory, or streamed from a ``.npy`` bigger than memory (``run.stream`` set)."""
+    if should_stream(cfg.data.data):
+        return prepare_streamed(cfg)
     data, test, test_source = load_splits(cfg)
     return prepare(cfg, data, test=test, test_source=test_source)
+
+
+def training_run_of(cfg: RunConfig, data: str | None = None
+                    ) -> tuple[PreparedRun | None, str | None]:
+    """The run a saved model was trained by, prepared again from its configuration: its
+    training rows, scaler and PCA, the PCA a loaded model is compared with (``aekit
+    evaluate``, ``aekit explain``). Class balancing and noise are left out: they do not change
+    the rows, the scaler or PCA.
+
+    Args:
+        cfg: the model's configuration (``config.json``). data: the training data as named
+            now (the run may have named it from another folder); None: ``cfg``'s.
+
+    Returns:
+        ``(run, None)``, or ``(None, why)`` when the data cannot be prepared (moved, deleted).
+    """
+    from aekit.errors import AekitError
+
+    changes: dict[str, Any] = {"balance": "none", "noise": None}
+    if data is not None:
+        changes["data"] = data
+    try:
+        return prepare_spec(cfg.replace(**changes)), None
+    except (AekitError, OSError) as exc:
+        return None, f"the run's training data could not be prepared ({exc})"
 
 
 def _target(y: Any, x: Dataset) -> Dataset | None:
@@ -248,5 +240,7 @@ def with_config(run: PreparedRun, **changes: Any) -> PreparedRun:
     (e.g. a sweep's latent size: PCA is refitted at the new size)."""
     cfg = run.config.replace(**changes)
     cfg = data_defaults(cfg, len(run.train_index), run.n_features, run.data.kind)
+    if run.stream is not None:
+        return replace(run, config=cfg, pca=refit_pca_streamed(run, cfg))
     fitted = run.y_train if run.y_train is not None else run.x_train
     return replace(run, config=cfg, pca=fit_baseline(fitted, cfg))

@@ -29,10 +29,10 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from aekit.config import auto_patience
 from aekit.errors import FormatError
 from aekit.training import distributed
 from aekit.training.callbacks import Callback
+from aekit.training.plan import auto_patience
 
 if TYPE_CHECKING:
     from aekit.training.trainer import Trainer

@@ -16,10 +16,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-if TYPE_CHECKING:
-    from aekit.training.trainer import Trainer
+# The hooks are given the running :class:`aekit.training.trainer.Trainer`. It imports this
+# module, so this one does not import it back (not even for annotations): the two would
+# depend on each other.
+Trainer = Any
 
 
 class Callback:
@@ -96,6 +98,41 @@ class MetricsWriter(Callback):
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def read_metrics(path: str | Path, strict: bool = True) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (what :class:`MetricsWriter` wrote).
+
+    Args:
+        path: the file. strict: a line that is not a JSON object raises; False: such lines
+            (a crash mid-write) are skipped, as a report of an interrupted run wants.
+
+    Raises:
+        FormatError: the file is missing, or (strict) a line is not a JSON object.
+    """
+    from aekit.errors import FormatError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file: the metrics file is missing (expected a run "
+                          "folder written by `aekit train --out RUN_DIR`)")
+    records = []
+    text = path.read_text(encoding="utf-8", errors="strict" if strict else "replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        if strict and not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            if not strict:
+                continue
+            raise FormatError(f"{path}, line {number}: not JSON ({exc})") from exc
+        if isinstance(record, dict):
+            records.append(record)
+        elif strict:
+            raise FormatError(f"{path}, line {number}: expected a JSON object, "
+                              f"received {type(record).__name__}")
+    return records
 
 
 class ProgressBar(Callback):

@@ -37,11 +37,10 @@ import torch
 
 from aekit.errors import ConfigError, FormatError
 from aekit.serialization import MAX_JSON_BYTES, is_int, is_number, load_tensors
-from aekit.training.callbacks import Callback
+from aekit.training.callbacks import Callback, Trainer
 
 if TYPE_CHECKING:
     from aekit.config import RunConfig
-    from aekit.training.trainer import Trainer
 
 CHECKPOINT_FORMAT = "aekit-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -339,7 +338,7 @@ def load_latest(directory: str | Path) -> TrainingState | None:
 
 class Checkpointer(Callback):
     """Saves the trainer's full state every ``every_steps`` steps, at least every
-    :data:`~aekit.training.trainer.CHECKPOINT_SECONDS` of training, and at the end.
+    :data:`~aekit.training.checkpoint_timing.CHECKPOINT_SECONDS` of training, and at the end.
 
     The trainer finds it among its callbacks and calls :meth:`save` at those moments (a
     counter check and a clock read per step): when the step count reaches a multiple of
@@ -396,13 +395,18 @@ def _flushed_metrics_size(trainer: "Trainer") -> int:
     return 0
 
 
-def prepare_checkpoints(cfg: "RunConfig", out_dir: str | Path) -> Checkpointer:
+def prepare_checkpoints(cfg: "RunConfig", out_dir: str | Path,
+                        writer: bool = True) -> Checkpointer:
     """The Checkpointer of a run; with ``cfg.train.resume``, loaded from ``out_dir``.
 
     On resume the newest valid checkpoint is chosen (damaged ones are skipped with a warning
     on stderr), the configuration is compared with the checkpoint's, and ``metrics.jsonl`` is
     cut back to what it held when the checkpoint was written, so that the resumed run appends
     with no gap and no duplicate. Without a checkpoint the run starts from the beginning.
+
+    ``writer=False`` is the Checkpointer of a rank other than 0 under torchrun: it loads and
+    checks the checkpoint rank 0 resumes from (so a mismatch fails on every rank) but prints,
+    cuts back and writes nothing (the trainer saves checkpoints on rank 0 only).
 
     Raises:
         ConfigError: the checkpoint was written under another configuration.
@@ -415,6 +419,10 @@ def prepare_checkpoints(cfg: "RunConfig", out_dir: str | Path) -> Checkpointer:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         state = load_latest(out_dir)
+    if not writer:  # rank 0 prints the warnings and cuts metrics.jsonl back
+        if state is not None:
+            check_config_matches(state, cfg.to_dict())
+        return Checkpointer(out_dir, every, resume_from=state)
     for warning in caught:
         print(f"aekit train: warning: {warning.message}", file=sys.stderr, flush=True)
     metrics = out_dir / "metrics.jsonl"

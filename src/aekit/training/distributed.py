@@ -26,7 +26,6 @@ import torch.distributed as dist
 
 if TYPE_CHECKING:
     from aekit.config import RunConfig
-    from aekit.training.checkpoint import Checkpointer
 
 
 def world_size() -> int:
@@ -135,27 +134,6 @@ def main_string(value: str) -> str:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return str(box[0])
-
-
-def follower_checkpointer(cfg: "RunConfig", out_dir: str | Path) -> "Checkpointer":
-    """The Checkpointer of a rank other than 0: loads the checkpoint rank 0 resumes from.
-
-    It checks the configuration as rank 0 does (so a mismatch fails on every rank) but cuts
-    nothing back and never writes: the trainer saves checkpoints on rank 0 only.
-    """
-    import warnings
-
-    from aekit.training.checkpoint import Checkpointer, check_config_matches, load_latest
-
-    every = cfg.train.checkpoint_every_steps
-    if not cfg.train.resume:
-        return Checkpointer(out_dir, every)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rank 0 prints them
-        state = load_latest(out_dir)
-    if state is not None:
-        check_config_matches(state, cfg.to_dict())
-    return Checkpointer(out_dir, every, resume_from=state)
 
 
 def relaunch(cfg: "RunConfig", out_dir: str) -> int:

@@ -172,7 +172,7 @@ class Doctor(Callback):
             return None
         current = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
         current.update({f"optim.{k}": v for k, v in trainer.optimizer.state_tensors().items()})
-        for name, other in (("current", current), ("best", trainer._best_state or {})):
+        for name, other in (("current", current), ("best", trainer.best_weights.state or {})):
             if other.keys() == good.keys() and all(  # a state on another device differs
                     good[k].device == other[k].device and torch.equal(good[k], other[k])
                     for k in good):
@@ -200,8 +200,8 @@ class Doctor(Callback):
         same = state.get("good_is")
         if same == "current" and self._trainer is not None:
             good = self._trainer.snapshot()  # the checkpoint's state, loaded by now
-        elif same == "best" and self._trainer is not None and self._trainer._best_state:
-            good = {k: v.clone() for k, v in self._trainer._best_state.items()}
+        elif same == "best" and self._trainer is not None and self._trainer.best_weights.state:
+            good = {k: v.clone() for k, v in self._trainer.best_weights.state.items()}
         elif same is not None:
             raise ValueError(f"good_is must be current or best, got {same!r}")
         if good:

@@ -130,7 +130,7 @@ def lazy_loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
         x: (batch, n_features) batch in the scaled data space.
         target: what the reconstruction is compared with, same shape (default ``x``).
         row_weight: (batch,) weight of each row's loss (default: equal), as
-            :func:`aekit.models.mlp.reconstruction_loss` applies it.
+            :func:`aekit.models.base.reconstruction_loss` applies it.
         read: return the loss read as a float (True) or left on the device (False); None:
             read on the CPU only.
 

@@ -29,8 +29,9 @@ from typing import Any
 
 import torch
 
-from aekit.config import RunConfig, auto_batch_size
+from aekit.config import RunConfig
 from aekit.errors import ConfigError
+from aekit.training.plan import requested_batch_size
 from aekit.training.trainer import Trainer
 
 SMOOTHING = 0.9
@@ -124,7 +125,7 @@ def lr_find(model: torch.nn.Module, cfg: RunConfig, x_train: torch.Tensor,
     trainer.world, trainer.rank = 1, 0
     trainer.model.train()
     generator = torch.Generator().manual_seed(cfg.train.seed)
-    batch = min(cfg.train.batch_size or auto_batch_size(x_train.shape[0]), x_train.shape[0])
+    batch = min(requested_batch_size(cfg.train.batch_size, x_train.shape[0]), x_train.shape[0])
     factor = (end_lr / start_lr) ** (1.0 / (num_steps - 1))
     lrs, losses, best = [], [], math.inf
     order = torch.randperm(x_train.shape[0], generator=generator)

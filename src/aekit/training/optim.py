@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from aekit.config import OptimConfig
+from aekit.training.device import clip_by_norm
 
 
 class FlatParams:
@@ -166,6 +167,30 @@ class FlatOptimizer:
             for key in ("exp_avg", "exp_avg_sq"):
                 self.flat.unpack_into(tensors[key], self.adam_state[key])
             self.adam_state["step"].copy_(tensors["step"].reshape(()))
+
+
+def weight_penalty(flat: FlatParams, l1: float, l2: float) -> float:
+    """Add the L1/L2 weight penalties' gradients to ``flat.grad``; return their value."""
+    if not (l1 or l2) or not flat.has_penalty_mask:
+        return 0.0
+    w, g, mask = flat.data, flat.grad, flat.weight_mask
+    value = 0.0
+    if l2:
+        g.addcmul_(w, mask, value=2.0 * l2)
+        value += l2 * float(torch.dot(w * mask, w))
+    if l1:
+        g.addcmul_(torch.sign(w), mask, value=l1)
+        value += l1 * float(torch.dot(w.abs(), mask))
+    return value
+
+
+def clip_gradients(flat: FlatParams, clip_value: float | None, clip_norm: float | None) -> None:
+    """Clip ``flat.grad`` in place: each value to ``clip_value``, then the norm to
+    ``clip_norm`` (None: no clipping of that kind)."""
+    if clip_value is not None:
+        flat.grad.clamp_(-clip_value, clip_value)
+    if clip_norm is not None:
+        clip_by_norm(flat.grad, clip_norm)
 
 
 def _adamw_reference(data: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],

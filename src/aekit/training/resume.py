@@ -3,9 +3,9 @@ checkpoint, and loaded back so that the run goes on as if it had never stopped.
 
 :class:`Resumable` is a part of ``Trainer`` kept in its own module; it uses the trainer's
 weights and optimizer (``snapshot``/``restore``, ``flat``), its position (``step``, ``epoch``,
-``_position``), schedule, history (with the starting weights' validation loss),
-early-stopping state (best weights, which may be the starting ones, their epoch and loss, and
-the count of epochs without improvement), random generators (the epoch permutation's, the CPU's
+the ``checkpoint_timer``'s ``position``), schedule, history (with the starting weights' validation loss),
+early-stopping state (its ``best_weights``: the best weights, which may be the starting ones,
+their epoch and loss, and the count of epochs without improvement), random generators (the epoch permutation's, the CPU's
 and every CUDA device's) and the state of every callback that has one
 (:meth:`~aekit.training.callbacks.Callback.state_dict`: the training doctor's counters and
 last good state, the diagnostics' samples...), so that a resumed run ends with the same
@@ -15,7 +15,6 @@ writes) is :mod:`aekit.training.checkpoint`'s.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -27,25 +26,41 @@ from aekit.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Tr
 
 
 class Resumable:
-    """``training_state`` / ``load_training_state`` of the trainer (see the module doc)."""
+    """``snapshot`` / ``restore`` and ``training_state`` / ``load_training_state`` of the
+    trainer (see the module doc)."""
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A copy of the weights, buffers (batch-norm statistics) and optimizer state."""
+        state = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        state.update({f"optim.{k}": v  # state_tensors returns new tensors: no second copy
+                      for k, v in self.optimizer.state_tensors().items()})
+        return state
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        """Put back what :meth:`snapshot` returned."""
+        with torch.no_grad():
+            model_state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
+            for key, tensor in self.model.state_dict().items():
+                tensor.copy_(model_state[key])
+        self.optimizer.load_state_tensors(
+            {k[6:]: v for k, v in state.items() if k.startswith("optim.")})
 
     def training_state(self) -> TrainingState:
-        """Everything an exact resume needs, at the position of the last ``_save_checkpoints``.
+        """Everything an exact resume needs, at the position of the checkpoint timer's last save.
 
         Returns:
             Tensors (weights, optimizer state, random generator states, best weights kept for
             ``restore_best_weights`` / early stopping) and a JSON-able dictionary (position,
             schedule, history and ``initial_val_loss``, early-stopping counters, fingerprints).
         """
-        epoch, batch, totals = self._position
+        epoch, batch, totals = self.checkpoint_timer.position
         # At an epoch start the generator is already at the next epoch's start state.
-        epoch_rng = self._epoch_rng if batch > 0 else self.generator.get_state()
+        epoch_rng = self.epoch_rng if batch > 0 else self.generator.get_state()
         tensors = self.snapshot()
         tensors["rng.epoch_generator"] = epoch_rng.clone()
         tensors["rng.torch_global"] = torch.get_rng_state()
         tensors.update({f"rng.cuda.{i}": t for i, t in enumerate(_cuda_rng_states())})
-        if self._best_state is not None:
-            tensors.update({f"best.{k}": v for k, v in self._best_state.items()})
+        tensors.update(self.best_weights.checkpoint_tensors())
         meta = {
             "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
             "step": self.step, "epoch": epoch, "batch_in_epoch": batch,
@@ -56,9 +71,7 @@ class Resumable:
             "history": {"epochs": self.history.epochs, "events": self.history.events,
                         "initial_val_loss": self.history.initial_val_loss},
             "epoch_totals": dict(zip(("loss_sum", "loss_count", "samples"), totals)),
-            "early_stopping": {"best_val": None if math.isinf(self._best_val)
-                               else self._best_val, "bad_epochs": self._bad_epochs,
-                               "best_epoch": self._best_epoch},
+            "early_stopping": self.best_weights.checkpoint_meta(),
             "config": config_fingerprint(self.config.to_dict()),
             "data": self.data_fingerprint, "checksum": "", "metrics_bytes": 0,
             "callbacks": {},
@@ -113,21 +126,19 @@ class Resumable:
         lr = meta.get("lr")
         if isinstance(lr, (int, float)) and not isinstance(lr, bool):
             self.lr = float(lr)
-        self._resume_batch = meta["batch_in_epoch"]
         totals = meta["epoch_totals"]
-        self._resume_totals = (float(totals["loss_sum"]), int(totals["loss_count"]),
-                               int(totals["samples"]))
+        totals = (float(totals["loss_sum"]), int(totals["loss_count"]), int(totals["samples"]))
+        self.resume_point = (meta["batch_in_epoch"], totals)
         self.history.epochs = list(meta["history"]["epochs"])
         self.history.events = list(meta["history"]["events"])
         self.history.initial_val_loss = meta["history"].get("initial_val_loss")
-        best = meta["early_stopping"].get("best_val")
-        self._best_val = math.inf if best is None else float(best)
-        self._bad_epochs = int(meta["early_stopping"].get("bad_epochs", 0))
-        self._best_epoch = int(meta["early_stopping"].get("best_epoch", 0))
-        self._callback_states = self._saved_callback_states(state)
-        self._position = (meta["epoch"], meta["batch_in_epoch"], self._resume_totals)
-        self._saved_at = (self.step, meta["epoch"], meta["batch_in_epoch"])
-        self._resumed = True
+        self.best_weights.load_checkpoint(meta["early_stopping"], state.tensors,
+                                          self.flat.data.device)
+        self.pending_callback_states = self._saved_callback_states(state)
+        timer = self.checkpoint_timer
+        timer.position = (meta["epoch"], meta["batch_in_epoch"], totals)
+        timer.saved_at = (self.step, meta["epoch"], meta["batch_in_epoch"])
+        self.resumed = True
 
     def _saved_callback_states(self, state: TrainingState) -> dict[str, dict[str, Any]]:
         """Each callback's saved state by key, its tensors put back among its JSON values."""
@@ -149,7 +160,7 @@ class Resumable:
         Raises:
             FormatError: a callback's saved state is malformed.
         """
-        states, self._callback_states = getattr(self, "_callback_states", None) or {}, None
+        states, self.pending_callback_states = self.pending_callback_states or {}, None
         for key, cb in self._callback_keys():
             saved = states.get(key)
             if saved is not None and callable(getattr(cb, "load_state_dict", None)):
@@ -160,7 +171,7 @@ class Resumable:
                                       f"({type(exc).__name__}: {exc})") from None
 
     def _load_tensors(self, state: TrainingState) -> None:
-        """Weights, optimizer state, generator states and best weights from a checkpoint."""
+        """Weights, optimizer state and generator states from a checkpoint."""
         tensors = state.tensors
         current = self.snapshot()
         for key, value in current.items():
@@ -199,10 +210,6 @@ class Resumable:
                               "trains on CUDA (dropout, sampling would not resume exactly); it "
                               "was written by a run on another device")
         _set_cuda_rng_states(cuda)
-        # on the training device, as the best state a run keeps (the doctor compares them)
-        best = {k[5:]: v.to(self.flat.data.device) for k, v in tensors.items()
-                if k.startswith("best.")}
-        self._best_state = best or None
 
 
 def _cuda_rng_states() -> list[torch.Tensor]:

@@ -3,9 +3,13 @@
 Speed by design: no DataLoader and no per-sample Python; the whole training split is one
 ``float32`` tensor and each step indexes it with a slice of the epoch's permutation. Plain MLPs
 take a hand-written backward pass (``fastpath``), other models autograd. Work that is not the
-step (validation, callbacks' measurements) runs per epoch or every N steps; checkpoints are
-written by step count and by time, never merely because an epoch ended (see
-:meth:`Trainer.fit`), so that a run of hundreds of 10 ms epochs is not dominated by them.
+step (validation, callbacks' measurements) runs per epoch or every N steps.
+
+Around the loop, in their own modules: best weights and early stopping
+(:mod:`~aekit.training.best_weights`), when checkpoints are written
+(:mod:`~aekit.training.checkpoint_timing`), the history and event log
+(:mod:`~aekit.training.events`), the input checks (:mod:`~aekit.training.inputs`) and exact
+resume (:mod:`~aekit.training.resume`).
 
 A reconstruction target other than the input (denoising: noisy input, clean target) is a second
 tensor of the same shape, ``fit(x_train, x_val, y_train, y_val)``; every batch takes the same
@@ -20,45 +24,29 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from aekit.config import (AUTO_MAX_EPOCHS, RunConfig, auto_batch_size, auto_epochs,
-                          auto_patience, batch_sizes, parse_noise)
-from aekit.errors import ConfigError, TrainingError
+from aekit.config import AUTO_MAX_EPOCHS, RunConfig, parse_noise
+from aekit.errors import TrainingError
 from aekit.training import distributed, fastpath
+from aekit.training.batches import epoch_batches
+from aekit.training.best_weights import BestWeights
 from aekit.training.callbacks import Callback
-from aekit.training.checkpoint import Checkpointer, data_fingerprint
+from aekit.training.checkpoint_timing import NO_TOTALS, CheckpointTimer
+from aekit.training.events import EventLog, History
+from aekit.training.inputs import (check_batch_schedule, check_row_weights, check_targets,
+                                  check_validation_options)
 from aekit.training.noise import corrupt, step_generator
-from aekit.training.optim import FlatOptimizer, FlatParams
-from aekit.training.device import (autocast_dtype, clip_by_norm, matmul_precision, on_device,
-                                   resolve_precision)
+from aekit.training.optim import FlatOptimizer, FlatParams, clip_gradients, weight_penalty
+from aekit.training.plan import auto_epochs, auto_patience, batch_sizes, requested_batch_size
+from aekit.training.device import autocast_dtype, matmul_precision, on_device, resolve_precision
 from aekit.training.resume import Resumable
 from aekit.training.schedules import Schedule
 
 EVAL_BATCH = 4096
-CHECKPOINT_SECONDS = 60.0  # at most this much training between two checkpoints
-
-
-@dataclass
-class History:
-    """Per-epoch logs of a run (``history.epochs[i]["val_loss"]``) and its notable events.
-
-    ``initial_val_loss`` is the validation loss of the starting weights, scored before the
-    first epoch (None without a validation set); the first epoch's log repeats it.
-    """
-
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    initial_val_loss: float | None = None
-
-    def __getitem__(self, key: str) -> list[Any]:
-        """Keras-style column access: ``history["loss"]`` is the list of train losses."""
-        key = {"loss": "train_loss"}.get(key, key)
-        return [e.get(key) for e in self.epochs]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,38 +81,6 @@ def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
         total += float(out.loss) * xb.shape[0]
     model.train(was_training)
     return total / max(1, x.shape[0])
-
-
-def check_validation_options(config: RunConfig, n_val: int,
-                             where: str = "this run") -> None:
-    """Refuse the options that act on the validation loss when there is none to act on.
-
-    An explicit early-stopping patience (a number: ``auto`` simply means off without
-    validation rows) and the ``plateau`` schedule read the validation loss; without
-    validation rows they would silently do nothing.
-
-    Args:
-        config: the run's options. n_val: its validation rows.
-        where: names the run in the message.
-
-    Raises:
-        ConfigError: such an option without validation rows.
-    """
-    if n_val > 0:
-        return
-    split = config.train.validation_split
-    fix = (f"give validation rows (--validation-split, now {split!r}; validation_data= in "
-           "Python)")
-    patience = config.train.early_stopping_patience
-    if isinstance(patience, int) and not isinstance(patience, bool):
-        raise ConfigError(f"`early_stopping_patience` {patience} stops training when the "
-                          f"validation loss stops improving, and {where} has no validation "
-                          f"rows: it would never stop. {fix}, or leave early stopping to auto "
-                          "(off without validation rows) or none")
-    if config.schedule.schedule == "plateau":
-        raise ConfigError(f"`schedule` plateau cuts the learning rate when the validation loss "
-                          f"stalls, and {where} has no validation rows: the rate would never "
-                          f"change. {fix}, or choose another --schedule (cosine, one_cycle...)")
 
 
 class Trainer(Resumable):
@@ -166,23 +122,13 @@ class Trainer(Resumable):
         self.schedule: Schedule | None = None
         self.generator = torch.Generator()
         self.data_fingerprint: dict[str, Any] = {}
-        self._epoch_rng = self.generator.get_state()
-        self._checkpointers: list[Checkpointer] = []
-        self._checkpoint_every: int | None = None
-        self._next_checkpoint: float = math.inf
-        self._checkpoint_deadline: float = math.inf  # perf_counter time of the next timed one
-        self._saved_at: tuple[int, int, int] | None = None  # (step, epoch, batch) last written
-        self._resumed = False
-        self._callback_states: dict[str, dict[str, Any]] | None = None  # loaded, not yet given
-        self._events_open = False  # False until fit() has run the callbacks' on_train_begin
-        self._held_events: list[dict[str, Any]] = []
-        self._position: tuple[int, int, tuple[float, int, int]] = (0, 0, (0.0, 0, 0))
-        self._resume_batch = 0
-        self._resume_totals: tuple[float, int, int] = (0.0, 0, 0)
-        self._best_val = math.inf
-        self._best_state: dict[str, torch.Tensor] | None = None
-        self._best_epoch = 0
-        self._bad_epochs = 0
+        self.epoch_rng = self.generator.get_state()  # at the current epoch's start
+        self.events = EventLog()
+        self.best_weights = BestWeights()  # runs after the callbacks, at each epoch end
+        self.checkpoint_timer = CheckpointTimer()  # after the best weights
+        self.resumed = False  # set by load_training_state (a Checkpointer resumed the run)
+        self.resume_point: tuple[int, tuple[float, int, int]] = (0, NO_TOTALS)  # batch, totals
+        self.pending_callback_states: dict[str, dict[str, Any]] | None = None
         opt = config.optim
         self._l1 = opt.l1 or 0.0
         self._l2 = opt.l2 or 0.0
@@ -191,74 +137,12 @@ class Trainer(Resumable):
 
     # -- events -------------------------------------------------------------------------------
     def log_event(self, kind: str, message: str, **data: Any) -> None:
-        """Record a notable event (in the history, ``metrics.jsonl`` and on the console).
-
-        An event logged before training starts (before :meth:`fit`, or from a callback's
-        ``on_train_begin``, e.g. the run pipeline's ``pca_baseline``) is held until every
-        callback has started (the metrics file is open, a checkpoint is loaded) and then
-        recorded; on a resumed run it is dropped when the restored history already holds an
-        event of its kind (the interrupted run logged it), so ``metrics.jsonl`` has it once.
-        """
-        event = {"kind": kind, "step": self.step, "epoch": self.epoch, "message": message, **data}
-        if not self._events_open:
-            self._held_events.append(event)
-            return
-        self._record_event(event)
-
-    def _record_event(self, event: dict[str, Any]) -> None:
-        self.history.events.append(event)
-        for cb in self.callbacks:
-            cb.on_event(self, event)
-
-    def _release_held_events(self) -> None:
-        """Record the events logged before training started (see :meth:`log_event`)."""
-        self._events_open = True
-        held, self._held_events = self._held_events, []
-        logged = {e.get("kind") for e in self.history.events} if self._resumed else set()
-        for event in held:
-            if event["kind"] not in logged:
-                event.update(step=self.step, epoch=self.epoch)  # where training (re)starts
-                self._record_event(event)
-
-    # -- state for rollback and early stopping ----------------------------------------------
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        """A copy of the weights, buffers (batch-norm statistics) and optimizer state."""
-        state = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
-        state.update({f"optim.{k}": v  # state_tensors returns new tensors: no second copy
-                      for k, v in self.optimizer.state_tensors().items()})
-        return state
-
-    def restore(self, state: dict[str, torch.Tensor]) -> None:
-        """Put back what :meth:`snapshot` returned."""
-        with torch.no_grad():
-            model_state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
-            for key, tensor in self.model.state_dict().items():
-                tensor.copy_(model_state[key])
-        self.optimizer.load_state_tensors(
-            {k[6:]: v for k, v in state.items() if k.startswith("optim.")})
+        """Record a notable event (in the history, ``metrics.jsonl`` and on the console); one
+        logged before training starts is held until every callback has started
+        (:class:`~aekit.training.events.EventLog`)."""
+        self.events.log(self, kind, message, **data)
 
     # -- the step -----------------------------------------------------------------------------
-    def _penalty(self) -> float:
-        """Add the L1/L2 weight penalties' gradients; return their value."""
-        if not (self._l1 or self._l2) or not self.flat.has_penalty_mask:
-            return 0.0
-        w, g, mask = self.flat.data, self.flat.grad, self.flat.weight_mask
-        value = 0.0
-        if self._l2:
-            g.addcmul_(w, mask, value=2.0 * self._l2)
-            value += self._l2 * float(torch.dot(w * mask, w))
-        if self._l1:
-            g.addcmul_(torch.sign(w), mask, value=self._l1)
-            value += self._l1 * float(torch.dot(w.abs(), mask))
-        return value
-
-    def _clip(self) -> None:
-        train = self.config.train
-        if train.clip_value is not None:
-            self.flat.grad.clamp_(-train.clip_value, train.clip_value)
-        if train.clip_norm is not None:
-            clip_by_norm(self.flat.grad, train.clip_norm)
-
     def train_step(self, xb: torch.Tensor, weight: float = 1.0,
                    target: torch.Tensor | None = None,
                    row_weight: torch.Tensor | None = None) -> float:
@@ -286,7 +170,7 @@ class Trainer(Resumable):
             loss = self._autograd_loss(xb, target, row_weight)
         if self.world > 1:
             loss = distributed.reduce_gradients(self.flat.grad, float(loss), weight)
-        penalty = self._penalty()
+        penalty = weight_penalty(self.flat, self._l1, self._l2)
         for cb in self.callbacks:
             cb.on_after_backward(self, self.step)
         if isinstance(loss, torch.Tensor):  # a GPU's: one read for the loss and the check
@@ -297,7 +181,7 @@ class Trainer(Resumable):
         if not (math.isfinite(loss) and math.isfinite(grad_sum)):
             self.skipped_steps += 1
             return float("nan")
-        self._clip()
+        clip_gradients(self.flat, self.config.train.clip_value, self.config.train.clip_norm)
         self.optimizer.step(self.lr)
         return loss
 
@@ -324,10 +208,10 @@ class Trainer(Resumable):
     # -- the loop -----------------------------------------------------------------------------
     def _batch_size(self, n_train: int) -> int:
         """Samples per step: the whole split for gd, else ``batch_size`` (auto: chosen from
-        ``n_train`` by :func:`aekit.config.auto_batch_size`), at most ``n_train``."""
+        ``n_train`` by :func:`aekit.training.plan.requested_batch_size`), at most ``n_train``."""
         if self.config.optim.optimizer == "gd":
             return max(1, n_train)
-        size = self.config.train.batch_size or auto_batch_size(n_train)
+        size = requested_batch_size(self.config.train.batch_size, n_train)
         return max(1, min(size, n_train))
 
     def _steps_for(self, batch_size: int, x_train: Any) -> int:
@@ -344,52 +228,6 @@ class Trainer(Resumable):
         steps = self._epoch_steps
         return steps[min(epoch, len(steps) - 1)] if steps else self.steps_per_epoch
 
-    def _resolve_patience(self) -> int | None:
-        """Early-stopping patience in epochs: ``auto`` is :func:`aekit.config.auto_patience`
-        of the run's epochs; None: no early stopping."""
-        patience = self.config.train.early_stopping_patience
-        return auto_patience(self.epochs) if patience == "auto" else patience
-
-    def _keeps_best(self) -> bool:
-        """True when the run ends with its best weights (restore_best_weights or early stop)."""
-        return self.patience is not None or self.config.train.restore_best_weights
-
-    @staticmethod
-    def _check_row_weights(x_train: Any, row_weight: torch.Tensor | None,
-                           draw_weight: torch.Tensor | None) -> None:
-        for name, w in (("row_weight", row_weight), ("draw_weight", draw_weight)):
-            if w is None:
-                continue
-            if not isinstance(x_train, torch.Tensor):
-                raise ConfigError(f"{name} (sample weights, class balancing) needs the "
-                                  "training data in memory; out-of-core (streamed) training "
-                                  "data is read in file order chunks")
-            if not isinstance(w, torch.Tensor) or w.shape != (x_train.shape[0],):
-                raise ConfigError(f"{name} must be a tensor of one weight per training row "
-                                  f"({x_train.shape[0]}). Received: "
-                                  f"{tuple(getattr(w, 'shape', ())) or type(w)}")
-
-    @staticmethod
-    def _check_targets(x_train: Any, x_val: torch.Tensor | None, y_train: torch.Tensor | None,
-                       y_val: torch.Tensor | None) -> None:
-        if y_train is not None:
-            if not isinstance(x_train, torch.Tensor):
-                raise ConfigError("a reconstruction target (y_train) needs the training data "
-                                  "in memory: out-of-core (streamed) training data has no "
-                                  "target; train on the inputs themselves, or load the data "
-                                  "into memory")
-            if not isinstance(y_train, torch.Tensor) or y_train.shape != x_train.shape:
-                raise ConfigError("y_train (the reconstruction target) must be a tensor of the "
-                                  f"training inputs' shape {tuple(x_train.shape)}. Received: "
-                                  f"{tuple(getattr(y_train, 'shape', ())) or type(y_train)}")
-        if y_val is not None:
-            if x_val is None:
-                raise ConfigError("y_val (the validation target) was given without x_val")
-            if not isinstance(y_val, torch.Tensor) or y_val.shape != x_val.shape:
-                raise ConfigError("y_val (the validation target) must be a tensor of the "
-                                  f"validation inputs' shape {tuple(x_val.shape)}. Received: "
-                                  f"{tuple(getattr(y_val, 'shape', ())) or type(y_val)}")
-
     def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None,
             y_train: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
             row_weight: torch.Tensor | None = None,
@@ -405,14 +243,9 @@ class Trainer(Resumable):
         ``best_epoch`` 0). A model started from PCA's solution thus never ends worse than PCA
         on the validation data.
 
-        Checkpoints: a :class:`~aekit.training.checkpoint.Checkpointer` among the callbacks
-        gets the full state once the step count reaches the next multiple of its
-        ``every_steps`` (mid-epoch, or at the epoch end when that step is the epoch's last)
-        and whenever :data:`CHECKPOINT_SECONDS` of training have passed since the last one
-        (checked after every step and at every epoch end), but not merely because an epoch
-        ended; the final state is written when the loop ends (before the best weights are put
-        back, so that a resume of a finished run ends the same way). A Checkpointer may resume
-        a run (in its ``on_train_begin``) through :meth:`load_training_state`.
+        Checkpoints are written by step count and by time, and the final state when the loop
+        ends (:mod:`~aekit.training.checkpoint_timing`); a Checkpointer may resume a run (in its
+        ``on_train_begin``) through :meth:`load_training_state`.
 
         Args:
             x_train: (n, n_features) float32 tensor on the model's device, or out-of-core
@@ -444,18 +277,12 @@ class Trainer(Resumable):
             on_device(t, device, name) for t, name in (
                 (x_train, "x_train"), (x_val, "x_val"), (y_train, "y_train"), (y_val, "y_val"),
                 (row_weight, "row_weight"), (draw_weight, "draw_weight")))
-        self._check_targets(x_train, x_val, y_train, y_val)
-        self._check_row_weights(x_train, row_weight, draw_weight)
+        check_targets(x_train, x_val, y_train, y_val)
+        check_row_weights(x_train, row_weight, draw_weight)
         self._row_weight, self._draw_weight = row_weight, draw_weight
         check_validation_options(self.config, 0 if x_val is None else len(x_val))
+        check_batch_schedule(self.config)
         train = self.config.train
-        if (train.batch_schedule is not None and train.time_budget is not None
-                and not train.epochs and not self.config.schedule.step_size_epochs):
-            raise ConfigError(
-                "`batch_schedule` grows the batch at each third of the run, and under "
-                "`time_budget` the run's length is not known when it starts (the thirds of "
-                f"the {AUTO_MAX_EPOCHS}-epoch cap would never come). Give step_size_epochs "
-                "(--step-size-epochs N: the epochs between growths) or epochs (--epochs N)")
         n_train = x_train.shape[0]
         batch_size = self._batch_size(n_train)
         self.batch_size = batch_size
@@ -467,35 +294,30 @@ class Trainer(Resumable):
         self._epoch_batch = batch_sizes(train.batch_schedule, batch_size, n_train, self.epochs,
                                         self.config.schedule.step_size_epochs)
         self._epoch_steps = [self._steps_for(b, x_train) for b in self._epoch_batch]
-        self.patience = self._resolve_patience()
+        patience = self.config.train.early_stopping_patience  # None: no early stopping
+        self.patience = auto_patience(self.epochs) if patience == "auto" else patience
         total_steps = sum(self._epoch_steps)
         self.schedule = Schedule(self.config.schedule, self.config.optim.lr, total_steps,
                                  self.steps_per_epoch)
         # One generator seeded once; a fresh permutation per epoch. Its state at the start of
         # the current epoch is kept so that a resume can replay the epoch's order exactly.
         self.generator = torch.Generator().manual_seed(train.seed)
-        self._epoch_rng = self.generator.get_state()
-        self._best_val, self._best_state, self._bad_epochs = math.inf, None, 0
-        self._best_epoch = 0
-        self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
-        self._resumed, self._saved_at = False, None
-        self._checkpointers = [cb for cb in self.callbacks if isinstance(cb, Checkpointer)]
-        if self._checkpointers:
-            self.data_fingerprint = data_fingerprint(x_train, y_train) if isinstance(
-                x_train, torch.Tensor) else x_train.fingerprint()
+        self.epoch_rng = self.generator.get_state()
+        self.best_weights.reset()
+        self.resume_point, self.resumed = (0, NO_TOTALS), False
+        fingerprint = self.checkpoint_timer.find(self.callbacks, x_train, y_train)
+        if fingerprint:
+            self.data_fingerprint = fingerprint
         self.model.train()
-        self._events_open = False
-        self._callback_states = None
+        self.events.close()
+        self.pending_callback_states = None
         for cb in self.callbacks:
             cb.on_train_begin(self)  # a Checkpointer may load a saved state here
         self.load_callback_states()  # the callbacks' own saved states, once all have begun
-        if not self._resumed:  # a resumed run has its score (and best state) back
+        if not self.resumed:  # a resumed run has its score (and best state) back
             self._score_initial_weights(x_val, y_val)
-        self._release_held_events()
-        every = self._checkpointers[0].every_steps if self._checkpointers else None
-        self._checkpoint_every = every
-        self._next_checkpoint = self._checkpoint_after(self.step)
-        self._arm_checkpoint_timer()
+        self.events.release(self, self.resumed)
+        self.checkpoint_timer.on_train_begin(self)
         t_start = time.perf_counter()
         with matmul_precision(self.precision, device):  # TF32 on or off (CUDA only)
             for epoch in range(self.epoch, self.epochs):
@@ -505,9 +327,8 @@ class Trainer(Resumable):
                 if self.stop_training:
                     break
         self.epoch = min(len(self.history.epochs), self.epochs)
-        if self._checkpointers and self._saved_at != (self.step, self.epoch, 0):
-            self._save_checkpoints(self.epoch, 0, (0.0, 0, 0))  # the final state
-        self._restore_best()
+        self.checkpoint_timer.on_loop_end(self)  # the final state, before the best weights
+        self.best_weights.restore(self)
         if self.skipped_steps and self.skipped_steps >= self.step:
             raise TrainingError(f"every one of the {self.step} steps had a non-finite loss or "
                                 "gradient; lower --lr, set --clip-norm, or check the data")
@@ -529,27 +350,7 @@ class Trainer(Resumable):
         if initial is None:
             return
         self.history.initial_val_loss = initial
-        if self._keeps_best() and math.isfinite(initial):
-            self._best_val, self._best_state, self._best_epoch = initial, self.snapshot(), 0
-
-    def _restore_best(self) -> None:
-        """Put back the best weights when the last epoch's are worse (or not finite)."""
-        if self._best_state is None or not self.history.epochs:
-            return
-        last = self.history.epochs[-1]["val_loss"]
-        if last is None or last <= self._best_val:
-            return
-        self.restore(self._best_state)
-        if any(e["kind"] == "early_stop" for e in self.history.events):
-            return  # its event already says so
-        if self._best_epoch == 0:
-            what = (f"restored the initial weights: no epoch beat their validation loss "
-                    f"({self._best_val:.4g}, before training)")
-        else:
-            what = (f"restored the weights with the lowest validation loss ({self._best_val:.4g}"
-                    f", epoch {self._best_epoch})")
-        self.log_event("best_weights", f"{what}; the last epoch had {last:.4g}",
-                       best_epoch=self._best_epoch, best_val_loss=self._best_val)
+        self.best_weights.score_initial(self, initial)
 
     def _run_epoch(self, epoch: int, x_train: Any, x_val: torch.Tensor | None,
                    y_train: torch.Tensor | None, y_val: torch.Tensor | None,
@@ -562,11 +363,13 @@ class Trainer(Resumable):
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
         t0 = time.perf_counter()
-        self._epoch_rng = self.generator.get_state()
-        first = self._resume_batch
-        loss_sum, loss_count, samples = self._resume_totals
-        self._resume_batch, self._resume_totals = 0, (0.0, 0, 0)
-        batches = self._epoch_batches(x_train, y_train, batch_size, n_train, first)
+        self.epoch_rng = self.generator.get_state()
+        first, (loss_sum, loss_count, samples) = self.resume_point
+        self.resume_point = (0, NO_TOTALS)
+        batches = epoch_batches(x_train, y_train, self._row_weight, self._draw_weight,
+                                self.generator, batch_size, n_train, first,
+                                self.steps_per_epoch, self.config.train.shuffle,
+                                self._has_batch_norm())
         last_batch = self.steps_per_epoch - 1
         batch_norm = self.world > 1 and self._has_batch_norm()
         noise = parse_noise(self.config.train.noise) if self.config.train.noise else None
@@ -593,8 +396,8 @@ class Trainer(Resumable):
             for cb in self.callbacks:
                 cb.on_step_end(self, self.step, loss)
             self.step += 1
-            if i < last_batch and self._checkpoint_due():  # at the last batch: the epoch end
-                self._save_checkpoints(epoch, i + 1, (loss_sum, loss_count, samples))
+            if i < last_batch and self.checkpoint_timer.due(self.step):  # last: the epoch end
+                self.checkpoint_timer.save(self, epoch, i + 1, (loss_sum, loss_count, samples))
             if self.world > 1:  # a callback's stop on one rank stops them all
                 self.stop_training = distributed.any_rank(self.stop_training,
                                                           self.flat.data.device)
@@ -619,92 +422,10 @@ class Trainer(Resumable):
             self.log_event("lr_cut", f"validation loss stalled: lr now {self.schedule.lr(self.step):.3g}")
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
-        self._early_stopping(val_loss)
+        self.best_weights.on_epoch_end(self, epoch, logs)  # may stop early
         if self.world > 1:
             self.stop_training = distributed.any_rank(self.stop_training, self.flat.data.device)
-        if self._checkpoint_due():
-            self._save_checkpoints(epoch + 1, 0, (0.0, 0, 0))
-
-    def _epoch_batches(self, x_train: Any, y_train: torch.Tensor | None, batch_size: int,
-                       n_train: int, first: int
-                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None,
-                                           torch.Tensor | None]]:
-        """The epoch's global batches from ``first`` on, as (inputs, targets or None, row
-        weights or None): the same slice of a fresh permutation of the training tensor, of its
-        target and of its row weights -- or, with draw weights, of ``n_train`` rows drawn with
-        replacement in proportion to them -- or, out of core (never with a target or
-        weights), batches of shuffled rows of shuffled chunks."""
-        train = self.config.train
-        row_weight, draw_weight = self._row_weight, self._draw_weight
-        if not isinstance(x_train, torch.Tensor):
-            for xb in x_train.epoch_batches(self.generator, batch_size, train.shuffle, first,
-                                            self._has_batch_norm()):
-                yield xb, None, None
-            return
-        if batch_size == n_train and not train.shuffle and draw_weight is None:
-            for _ in range(first, self.steps_per_epoch):
-                yield x_train, y_train, row_weight
-            return
-        if draw_weight is not None:  # class-balanced: rows drawn with replacement
-            order = torch.multinomial(draw_weight.cpu().double(), n_train, replacement=True,
-                                      generator=self.generator)
-        else:
-            order = (torch.randperm(n_train, generator=self.generator) if train.shuffle
-                     else torch.arange(n_train))
-        order = order.to(x_train.device)
-        for i in range(first, self.steps_per_epoch):
-            # index_select, not x[idx]: ten times faster for a batch of rows on the CPU
-            rows = order[i * batch_size:(i + 1) * batch_size]
-            yield tuple(None if t is None else t.index_select(0, rows)
-                        for t in (x_train, y_train, row_weight))
-
-    def _early_stopping(self, val_loss: float | None) -> None:
-        """Keep the best weights (``restore_best_weights`` or early stopping) and stop after
-        ``patience`` epochs without a better validation loss (the starting weights' score,
-        epoch 0, counts as one: see :meth:`fit`)."""
-        patience = self.patience
-        if val_loss is None or not self._keeps_best():
-            return
-        if val_loss < self._best_val:
-            self._best_val, self._best_state, self._bad_epochs = val_loss, self.snapshot(), 0
-            self._best_epoch = self.epoch + 1
-            return
-        if patience is None or self.schedule.rising(self.step):
-            return  # the lr still climbs: a stall there is no sign of the end
-        self._bad_epochs += 1
-        if self._bad_epochs >= patience:
-            which = ("the initial weights, which no epoch beat" if self._best_epoch == 0
-                     else f"the best weights (epoch {self._best_epoch})")
-            self.log_event("early_stop", f"no better validation loss for {patience} "
-                           f"epochs; restoring {which} (val_loss {self._best_val:.4g})",
-                           best_epoch=self._best_epoch, best_val_loss=self._best_val)
-            self.stop_training = True
-
-    # -- checkpoints --------------------------------------------------------------------------
-    def _checkpoint_after(self, step: int) -> float:
-        """The next step count at which a checkpoint is due (inf: none by step count)."""
-        every = self._checkpoint_every
-        return math.inf if not every else (step // every + 1) * every
-
-    def _arm_checkpoint_timer(self) -> None:
-        self._checkpoint_deadline = (time.perf_counter() + CHECKPOINT_SECONDS
-                                     if self._checkpointers else math.inf)
-
-    def _checkpoint_due(self) -> bool:
-        """The step count reached the next multiple of ``every_steps``, or
-        :data:`CHECKPOINT_SECONDS` passed since the last checkpoint (one clock read)."""
-        return self.step >= self._next_checkpoint or (
-            self._checkpoint_deadline != math.inf
-            and time.perf_counter() >= self._checkpoint_deadline)
-
-    def _save_checkpoints(self, epoch: int, batch: int, totals: tuple[float, int, int]) -> None:
-        """Hand the state to the checkpointers: next ``batch`` of ``epoch`` is to run."""
-        self._position = (epoch, batch, totals)
-        for cp in self._checkpointers if self.rank == 0 else ():  # rank 0 writes
-            cp.save(self)
-        self._saved_at = (self.step, epoch, batch)
-        self._next_checkpoint = self._checkpoint_after(self.step)
-        self._arm_checkpoint_timer()
+        self.checkpoint_timer.on_epoch_end(self, epoch, logs)
 
     def _has_batch_norm(self) -> bool:
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
