@@ -497,7 +497,8 @@ def _check(kept_model):
 
 
 def test_ended_at_pca_needs_pca_kept_or_near_and_a_falling_train_loss():
-    falling = _epochs(HEALTHY_LOSSES, [0.1] * 10)  # train loss falls 19% over 3 epochs
+    # the train loss falls 19% over 3 epochs, the validation loss to its best at the end
+    falling = _epochs(HEALTHY_LOSSES, [0.11] * 9 + [0.1])
     found = F.detect_ended_at_pca(*F.split_records(falling + [_pca(0.1), _check(False)]))
     assert found is not None and found.kind == "ended_at_pca"
     assert found.evidence["kept_pca"] and "--no-pca-init" in found.advice
@@ -509,6 +510,9 @@ def test_ended_at_pca_needs_pca_kept_or_near_and_a_falling_train_loss():
     # at PCA but the train loss had stopped falling: the model could not do better
     flat = _epochs([1.0, 0.5, 0.3] + [0.2999] * 7, [0.1] * 10)
     assert F.detect_ended_at_pca(*F.split_records(flat + [_pca(0.1), _check(False)])) is None
+    # the train loss falls but the validation loss is long past its best: overfitting
+    past = _epochs(HEALTHY_LOSSES, [0.09, 0.095] + [0.1] * 8)
+    assert F.detect_ended_at_pca(*F.split_records(past + [_pca(0.1), _check(False)])) is None
 
 
 def test_early_stop_at_peak_lr_fires_only_before_the_decay():

@@ -153,8 +153,8 @@ class Autoencoder:
         self.model = self._build(run.n_features)
         if starts_from_pca(cfg, self.output_activation):
             self.model.init_from_pca(run.pca.components_, run.pca.mean_)
-        elif isinstance(self.model, MLPAutoencoder):
-            self.model.init_output_bias(run.pca.mean_)
+        elif isinstance(self.model, MLPAutoencoder) and self.output_activation == "sigmoid":
+            self.model.init_output_bias(run.pca.mean_)  # else it starts at 0.5 everywhere
         return self.model
 
     def findings(self) -> list[dict[str, Any]]:

@@ -390,7 +390,9 @@ def detect_ended_at_pca(epochs: list, diags: list, events: list) -> Finding | No
     "At PCA": the ``pca_check`` event kept PCA's solution, or the saved model's validation
     loss is within ``AT_PCA_TOLERANCE`` of PCA's (``pca_baseline``). "Still falling": the
     train loss of the last epoch is at least ``STILL_FALLING`` below that of
-    ``FALLING_EPOCHS`` epochs earlier.
+    ``FALLING_EPOCHS`` epochs earlier, and the best validation loss is one of the last
+    ``FALLING_EPOCHS`` epochs' (a model that only fits its training rows better, its
+    validation loss long past its best, overfits: more epochs would not help).
     """
     checks = [e for e in events if e.get("kind") == "pca_check"]
     baselines = [e for e in events if e.get("kind") == "pca_baseline"
@@ -400,8 +402,11 @@ def detect_ended_at_pca(epochs: list, diags: list, events: list) -> Finding | No
     near = (bool(baselines) and loss is not None and math.isfinite(loss)
             and abs(loss / baselines[-1]["val_mse"] - 1) <= AT_PCA_TOLERANCE)
     train = _finite(e.get("train_loss") for e in epochs)
-    if not (kept_pca or near) or len(train) <= FALLING_EPOCHS:
+    vals = [e.get("val_loss") for e in epochs]
+    if not (kept_pca or near) or len(train) <= FALLING_EPOCHS or not all(map(is_number, vals)):
         return None
+    if min(range(len(vals)), key=vals.__getitem__) < len(vals) - FALLING_EPOCHS:
+        return None  # the validation loss stopped improving: overfitting, not too short
     fall = 1 - train[-1] / train[-1 - FALLING_EPOCHS] if train[-1 - FALLING_EPOCHS] > 0 else 0
     if fall < STILL_FALLING:
         return None
