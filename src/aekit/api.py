@@ -31,7 +31,8 @@ from aekit.serialization import (load_state_into, load_tensors, read_json, save_
 from aekit.pipeline.fit import assemble
 from aekit.training.callbacks import Callback
 from aekit.training.findings import findings_of
-from aekit.training.trainer import EVAL_BATCH, History, resolve_device
+from aekit.training.evaluation import EVAL_BATCH, resolve_device
+from aekit.training.trainer import History
 
 MODEL_FORMAT = "aekit-model"
 MODEL_FORMAT_VERSION = 1
