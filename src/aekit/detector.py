@@ -37,6 +37,12 @@ training rows with the highest scores is set aside and the model is fitted again
 from the first one's weights and runs ``refit_share`` of its epochs (half, at least 5): it
 only has to unlearn the rows set aside, not learn the data again.
 
+Novelty detection (``novelty=True``, as scikit-learn's ``LocalOutlierFactor``): the training
+rows are taken to be clean (normal rows only), so none is trimmed, and the threshold is the
+score exceeded by ``target_fpr`` of the held-back clean rows: the false-positive rate to expect
+on new normal rows. Score new rows with ``predict``, ``decision_function`` or
+``score_samples``.
+
 Threshold: with a float ``contamination``, ``offset_`` is that quantile of the training rows'
 ``score_samples`` (scikit-learn's rule; ``threshold_``, PyOD's, is ``-offset_``). With
 ``contamination="auto"`` the threshold is the score exceeded by ``target_fpr`` (1%) of the
@@ -75,6 +81,10 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
     Args:
         contamination: expected share of outliers in the training data (in (0, 0.5]), or
             ``"auto"``: the threshold gives ``target_fpr`` false positives on held-back rows.
+        novelty: the training rows are normal ones only (novelty detection): no trimming,
+            and the threshold is always ``target_fpr`` of held-back clean rows (so
+            ``contamination`` must be ``"auto"`` and ``validation_split`` must hold rows
+            back).
         n_components: size of the code; None: aekit's choice (``ceil(features / 4)``).
         hidden: encoder hidden widths; None: chosen from the data.
         activation, epochs, batch_size, lr, optimizer, schedule, validation_split, pca_init:
@@ -104,7 +114,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             passes its flags this way); the parameters above override it when not None.
     """
 
-    def __init__(self, contamination: float | str = "auto", *, n_components: int | None = None,
+    def __init__(self, contamination: float | str = "auto", *, novelty: bool = False,
+                 n_components: int | None = None,
                  hidden: Sequence[int] | None = None, activation: str | None = None,
                  epochs: int | None = None, batch_size: int | None = None,
                  lr: float | None = None, optimizer: str | None = None,
@@ -118,6 +129,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                  threads: int | None = None, verbose: bool = False,
                  config: RunConfig | None = None) -> None:
         self.contamination = contamination
+        self.novelty = novelty
         self.n_components = n_components
         self.hidden = hidden
         self.activation = activation
@@ -146,6 +158,14 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         if not (c == "auto" or (isinstance(c, (float, int)) and not isinstance(c, bool)
                                 and 0.0 < c <= 0.5)):
             raise ConfigError(f"`contamination` must be 'auto' or a float in (0, 0.5]. "
+                              f"Received: contamination={c!r}")
+        if not isinstance(self.novelty, (bool, np.bool_)):
+            raise ConfigError(f"`novelty` must be True or False. "
+                              f"Received: novelty={self.novelty!r}")
+        if self.novelty and c != "auto":
+            raise ConfigError(f"`contamination` must be 'auto' with novelty=True: the "
+                              f"threshold is the score exceeded by `target_fpr` of the "
+                              f"held-back clean rows (set target_fpr for another rate). "
                               f"Received: contamination={c!r}")
         if self.score_kind not in (*SCORES, "auto"):
             raise ConfigError(f"`score_kind` must be one of auto, {', '.join(SCORES)}. "
@@ -193,7 +213,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "OutlierDetector":
-        """Train on ``X`` (raw units, outliers allowed); ``y`` is ignored.
+        """Train on ``X`` (raw units; outliers allowed unless ``novelty``); ``y`` is ignored.
 
         Raises:
             ValueError: invalid data (scikit-learn's messages) or parameters.
@@ -206,13 +226,19 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         # The held-back rows are drawn once: both fits stop early on them, they are never
         # trimmed, and the "auto" threshold is read from them (rows no fit has learned from).
         fit_rows, val_rows, _ = split_plan(len(X), 0.0, config.train.validation_split, seed)
+        if self.novelty and not len(val_rows):
+            raise ConfigError(f"novelty=True takes its threshold from held-back clean rows, "
+                              f"and none are held back ({len(X)} rows, validation_split="
+                              f"{config.train.validation_split!r}): give at least 20 rows and "
+                              f"validation_split 'auto' or a share in (0, 1)")
         self.reference_codes_ = None  # the neighbour part joins the score after the last fit
         self.score_kind_ = self.score_kind if self.score_kind != "auto" else (
             "combined" if self.image_shape is not None else "whitened")
         self.autoencoder_ = self._fit_once(X, fit_rows, val_rows, config)
         self.n_fits_ = 1
         self.trimmed_index_ = np.zeros(0, dtype=np.int64)
-        n_trim = int(round((self.trim_fraction or 0.0) * len(fit_rows)))
+        trim = 0.0 if self.novelty else (self.trim_fraction or 0.0)  # clean rows: no trim
+        n_trim = int(round(trim * len(fit_rows)))
         if n_trim and len(fit_rows) - n_trim >= 20:
             first = self._raw_scores(X[fit_rows])
             order = np.argsort(-first, kind="stable")
@@ -303,7 +329,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     def _threshold(self, scores: np.ndarray, val_rows: np.ndarray) -> float:
         """The anomaly score above which a row is an outlier (see the module's docstring)."""
-        if self.contamination == "auto":
+        if self.contamination == "auto" or self.novelty:
             reference = scores[val_rows] if len(val_rows) else scores
             return float(np.quantile(reference, 1.0 - self.target_fpr))
         return float(np.percentile(scores, 100.0 * (1.0 - float(self.contamination))))
@@ -392,6 +418,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         directory = Path(directory)
         self.autoencoder_.save(directory)
         state = {"format": DETECTOR_FORMAT, "contamination": self.contamination,
+                 "novelty": bool(self.novelty),
                  "score_kind": self.score_kind_, "target_fpr": self.target_fpr,
                  "n_neighbors": self.n_neighbors if self.reference_codes_ is not None else None,
                  "knn_scale": self.knn_scale_,
@@ -422,6 +449,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             if state.get("format") != DETECTOR_FORMAT:
                 raise ValueError(f"format={state.get('format')!r}")
             det = cls(contamination=state["contamination"], score_kind=state["score_kind"],
+                      novelty=bool(state.get("novelty", False)),
                       target_fpr=float(state["target_fpr"]),
                       trim_fraction=state["trim_fraction"],
                       n_neighbors=state.get("n_neighbors"))
