@@ -291,6 +291,8 @@ def test_novelty_threshold_from_held_back_clean_rows_gives_the_target_rate():
     x, _ = _planted(n=4400, n_out=0)
     det = _small(epochs=10, novelty=True, target_fpr=0.05).fit(x[:2000])
     assert det.n_fits_ == 1 and len(det.trimmed_index_) == 0  # clean rows: none set aside
+    # the novelty score: reconstruction + 5th-neighbour distance, no code distance
+    assert det.n_neighbors_ == 5 and det.code_distance_ is False
     fpr = float(np.mean(det.predict(x[2000:]) == -1))
     assert 0.02 < fpr < 0.09
     far, _ = _planted(n=200, n_out=200, seed=1)
@@ -306,6 +308,14 @@ def test_novelty_bad_parameters_raise_clear_errors():
         _small(novelty=True, contamination=0.1).fit(x)
     with pytest.raises(ValueError, match="novelty.*Received: novelty='yes'"):
         _small(novelty="yes").fit(x)
+    with pytest.raises(ValueError, match="code_distance.*Received: code_distance=1"):
+        _small(code_distance=1).fit(x)
+    with pytest.raises(ValueError, match="n_neighbors.*'auto'.*Received: n_neighbors='x'"):
+        _small(n_neighbors="x").fit(x)
+    plain = _small(epochs=1).fit(x)  # the unsupervised score keeps all three parts
+    assert plain.n_neighbors_ == 10 and plain.code_distance_ is True
+    both = _small(epochs=1, novelty=True, code_distance=True, n_neighbors=3).fit(x)
+    assert both.n_neighbors_ == 3 and both.code_distance_ is True
     with pytest.raises(ValueError, match=r"held-back clean rows.*validation_split=0.0"):
         _small(novelty=True, validation_split=0.0).fit(x)
     with pytest.raises(ValueError, match=r"held-back clean rows.*\(10 rows"):
@@ -316,7 +326,7 @@ def test_novelty_survives_save_and_load(tmp_path):
     x, _ = _planted(n=400, n_out=0)
     det = _small(epochs=5, novelty=True).fit(x)
     loaded = OutlierDetector.load(det.save(tmp_path / "nov"))
-    assert loaded.novelty is True
+    assert loaded.novelty is True and loaded.n_neighbors_ == 5 and not loaded.code_distance_
     np.testing.assert_allclose(loaded.decision_function(x[:20]), det.decision_function(x[:20]))
 
 
