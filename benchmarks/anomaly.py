@@ -208,7 +208,9 @@ def report(runs: dict[str, dict[str, list[dict]]], names: list[str], metric: str
     ranks = average_ranks(means, names)
     seconds = {n: float(np.mean([r["seconds"] for row in runs.values() for r in row[n]]))
                for n in names}
-    lines.append("| **mean** | " + " | ".join(f"**{mean[n]:.3f}**" for n in names) + " |")
+    top = max(mean.values())
+    lines.append("| **mean** | " + " | ".join(f"**{mean[n]:.3f}**" if mean[n] == top
+                                              else f"{mean[n]:.3f}" for n in names) + " |")
     lines.append("| **median** | " + " | ".join(f"{median[n]:.3f}" for n in names) + " |")
     lines.append("| **average rank** | " + " | ".join(f"{ranks[n]:.2f}" for n in names) + " |")
     if aekit_name in names:
@@ -217,8 +219,9 @@ def report(runs: dict[str, dict[str, list[dict]]], names: list[str], metric: str
             return f"{sum(d > 0 for d in diff)}-{sum(d < 0 for d in diff)}"
         lines.append(f"| **{aekit_name} wins-losses** | " + " | ".join(
             "" if n == aekit_name else wins(n) for n in names) + " |")
-    lines.append("| **s per fit + score** | " + " | ".join(f"{seconds[n]:.2f}" for n in names)
-                 + " |")
+    if metric == "roc_auc":
+        lines.append("| **s per fit + score** | " + " | ".join(f"{seconds[n]:.2f}"
+                                                            for n in names) + " |")
     if aekit_name in names and len(names) > 1:
         others = {n: mean[n] for n in names if n != aekit_name}
         best = max(others, key=others.get)
