@@ -43,8 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "summary.json and report.html into --out. The score adds the "
                        "reconstruction error, the code's distance from the training codes and "
                        "from its 10th nearest training code; images train the image model "
-                       "(--kind conv: the convolutional one); the training rows may hold outliers (the top-scored 10%% are set aside "
-                       "and the model refitted; --novelty: the rows are normal ones only). "
+                       "(--kind conv: the convolutional one); the training rows may hold "
+                       "outliers (the top-scored 10%% are set aside and the model refitted). "
+                       "--novelty: the rows are normal ones only (nothing set aside; the score "
+                       "drops the code distance and uses the 5th nearest code). "
                        "Then `aekit detect --model OUT --data NEW` scores new rows with the "
                        "trained threshold. All training options of `aekit train` apply.")
     p.add_argument("--out", required=True, help="folder for scores.csv, summary.json, "
