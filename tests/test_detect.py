@@ -282,3 +282,90 @@ def test_the_refit_starts_from_the_first_fit_and_runs_a_share_of_its_epochs():
     assert roc_auc_score(y, warm.anomaly_score(x)) > 0.95
     with pytest.raises(ValueError, match=r"refit_share.*Received: refit_share=0"):
         _small(refit_share=0).fit(x)
+
+
+# -- novelty detection ----------------------------------------------------------------------
+def test_novelty_threshold_from_held_back_clean_rows_gives_the_target_rate():
+    """Trained on clean rows, the threshold is the 95% quantile of held-back clean rows'
+    scores: about 5% of new clean rows are flagged, and rows off the plane are."""
+    x, _ = _planted(n=4400, n_out=0)
+    det = _small(epochs=10, novelty=True, target_fpr=0.05).fit(x[:2000])
+    assert det.n_fits_ == 1 and len(det.trimmed_index_) == 0  # clean rows: none set aside
+    # the novelty score: reconstruction + 5th-neighbour distance, no code distance
+    assert det.n_neighbors_ == 5 and det.code_distance_ is False
+    fpr = float(np.mean(det.predict(x[2000:]) == -1))
+    assert 0.02 < fpr < 0.09
+    far, _ = _planted(n=200, n_out=200, seed=1)
+    assert float(np.mean(det.predict(far) == -1)) > 0.9
+    np.testing.assert_allclose(det.decision_function(x[2000:]),
+                               det.score_samples(x[2000:]) - det.offset_)
+
+
+def test_novelty_bad_parameters_raise_clear_errors():
+    x, _ = _planted(n=100)
+    with pytest.raises(ValueError, match=r"contamination.*novelty=True.*"
+                                         r"Received: contamination=0.1"):
+        _small(novelty=True, contamination=0.1).fit(x)
+    with pytest.raises(ValueError, match="novelty.*Received: novelty='yes'"):
+        _small(novelty="yes").fit(x)
+    with pytest.raises(ValueError, match="code_distance.*Received: code_distance=1"):
+        _small(code_distance=1).fit(x)
+    with pytest.raises(ValueError, match="n_neighbors.*'auto'.*Received: n_neighbors='x'"):
+        _small(n_neighbors="x").fit(x)
+    plain = _small(epochs=1).fit(x)  # the unsupervised score keeps all three parts
+    assert plain.n_neighbors_ == 10 and plain.code_distance_ is True
+    both = _small(epochs=1, novelty=True, code_distance=True, n_neighbors=3).fit(x)
+    assert both.n_neighbors_ == 3 and both.code_distance_ is True
+    with pytest.raises(ValueError, match=r"held-back clean rows.*validation_split=0.0"):
+        _small(novelty=True, validation_split=0.0).fit(x)
+    with pytest.raises(ValueError, match=r"held-back clean rows.*\(10 rows"):
+        _small(novelty=True).fit(x[:10])
+
+
+def test_novelty_survives_save_and_load(tmp_path):
+    x, _ = _planted(n=400, n_out=0)
+    det = _small(epochs=5, novelty=True).fit(x)
+    loaded = OutlierDetector.load(det.save(tmp_path / "nov"))
+    assert loaded.novelty is True and loaded.n_neighbors_ == 5 and not loaded.code_distance_
+    np.testing.assert_allclose(loaded.decision_function(x[:20]), det.decision_function(x[:20]))
+
+
+def _write_csv(path: Path, x: np.ndarray, names: list[str]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        writer.writerows(x.tolist())
+    return path
+
+
+def test_detect_novelty_trains_on_clean_rows_and_scores_new_ones(tmp_path, capsys):
+    names = ["temp", "pressure", "flow", "ph", "rpm", "load"]
+    rows, _ = _planted(n=900, n_out=0)  # one plane: 600 rows train, 300 are new
+    clean, new = rows[:600], rows[600:].copy()
+    new[:15] += np.random.default_rng(1).normal(scale=3.0, size=(15, 6)) * np.array(
+        [1, 10, 100, 0.1, 1, 5])  # the first 15 new rows moved off the plane
+    train = _write_csv(tmp_path / "clean.csv", clean, names)
+    fresh = _write_csv(tmp_path / "new.csv", new, names)
+    model = tmp_path / "nov"
+    assert main(["detect", "--data", str(train), "--out", str(model), "--novelty",
+                 "--target-fpr", "0.02", "--epochs", "10", "--threads", "1", "--seed", "0",
+                 "--no-progress", "--no-report", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["novelty"] is True and summary["n_fits"] == 1
+    assert "held-back clean rows" in summary["threshold_rule"]
+    assert main(["detect", "--data", str(fresh), "--model", str(model),
+                 "--out", str(tmp_path / "scored"), "--no-report"]) == 0
+    with (tmp_path / "scored" / "scores.csv").open() as handle:
+        flagged = [int(r["row"]) for r in csv.DictReader(handle) if r["label"] == "-1"]
+    assert sum(r < 15 for r in flagged) >= 14 and sum(r >= 15 for r in flagged) <= 25
+    capsys.readouterr()
+    assert main(["detect", "--data", str(train), "--out", str(tmp_path / "o1"), "--novelty",
+                 "--contamination", "0.1"]) == 2
+    assert "contamination=0.1" in capsys.readouterr().err
+    assert main(["detect", "--data", str(fresh), "--model", str(model), "--novelty",
+                 "--out", str(tmp_path / "o2")]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["detect", "--data", str(train), "--out", str(tmp_path / "o3"),
+              "--target-fpr", "2"])
+    assert "--target-fpr: must be a number in (0, 1)" in capsys.readouterr().err

@@ -3,6 +3,12 @@ write each row's score, label and top features (``aekit detect``).
 
     result = detect(cfg, out="det", contamination=0.02)     # trains on cfg.data.data
     result = detect(cfg, out="det2", model_dir="det")        # scores with a trained detector
+    result = detect(clean_cfg, out="nov", novelty=True)      # trains on normal rows only
+
+Novelty detection (``novelty=True``, ``aekit detect --novelty``): the data are normal rows
+only; nothing is trimmed, and the threshold is the score exceeded by ``target_fpr`` of the
+held-back clean rows, the false-positive rate to expect on new normal rows. The folder written
+then scores new rows with ``model_dir`` (``aekit detect --model``).
 
 Files written into ``out``: ``scores.csv`` (``row, score, label, top_feature_1, top_share_1,
 ...``; label -1 = outlier, +1 = inlier; a feature's share is its part of the row's score),
@@ -26,7 +32,7 @@ from aekit.explain import feature_names
 from aekit.config import RunConfig
 from aekit.data import Dataset, check_n_features, load
 from aekit.detect_report import write_detect_report
-from aekit.errors import DataError
+from aekit.errors import ConfigError, DataError
 from aekit.serialization import write_json
 
 TOP_FEATURES = 3
@@ -46,14 +52,17 @@ class DetectResult:
 
 
 def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
-           contamination: float | str = "auto", report: bool = True) -> DetectResult:
+           contamination: float | str = "auto", report: bool = True, novelty: bool = False,
+           target_fpr: float = 0.01) -> DetectResult:
     """Score every row of ``cfg.data.data`` and write the results into ``out``.
 
     Args:
         cfg: the options (``data`` and the training options; ``seed`` is the random state).
         out: the folder to write. model_dir: a folder written by an earlier ``detect`` (no
             training then). contamination: expected share of outliers, or ``auto``.
-        report: also write ``report.html``.
+        report: also write ``report.html``. novelty: train on normal rows only (see the
+            module). target_fpr: the held-back rows' false-positive rate that sets the
+            threshold (``contamination="auto"`` or ``novelty``).
 
     Raises:
         DataError: invalid data (NaN, text, a width that does not match ``model_dir``).
@@ -61,6 +70,10 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
     """
     from aekit.detector import OutlierDetector
 
+    if model_dir is not None and novelty:
+        raise ConfigError("--novelty trains a detector on clean rows and --model scores with "
+                          "a trained one: give one of them (a detector trained with --novelty "
+                          "keeps its threshold when --model loads it)")
     data = load(cfg.data.data)
     _check_tabular(data)
     start = time.perf_counter()
@@ -73,13 +86,14 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
         # scales them; tables are standardized
         image = data.kind == "image" and data.sample_shape is not None
         scaling = cfg.data.scaling if cfg.data.scaling != "auto" or image else "standard"
-        detector = OutlierDetector(contamination=contamination, random_state=cfg.train.seed,
+        detector = OutlierDetector(contamination=contamination, novelty=novelty,
+                                   target_fpr=target_fpr, random_state=cfg.train.seed,
                                    threads=cfg.train.threads, verbose=cfg.train.progress,
                                    scaling=scaling, config=cfg,
                                    image_shape=data.sample_shape if image else None)
         scores = detector.fit(data.x).decision_scores_  # fit scored these very rows
     threshold, rule = float(detector.threshold_), _rule(detector.contamination,
-                                                         detector.target_fpr)
+                                                         detector.target_fpr, detector.novelty)
     if model_dir is not None and contamination != "auto":  # a new share for these rows
         threshold = float(np.percentile(scores, 100.0 * (1.0 - float(contamination))))
         rule = f"the {1 - float(contamination):.4g} quantile of these rows' scores"
@@ -101,8 +115,11 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
     return DetectResult(scores, labels, threshold, summary, page)
 
 
-def _rule(contamination: float | str, target_fpr: float) -> str:
+def _rule(contamination: float | str, target_fpr: float, novelty: bool = False) -> str:
     """The threshold's rule in words (summary.json, the console)."""
+    if novelty:
+        return (f"exceeded by {target_fpr:.2%} of the held-back clean rows (novelty: trained "
+                f"on normal rows only)")
     if contamination != "auto":
         return f"the {1 - float(contamination):.4g} quantile of the training rows' scores"
     return f"exceeded by {target_fpr:.2%} of the held-back (validation) training rows"
@@ -143,7 +160,7 @@ def _summary(spec: str, detector: Any, scores: np.ndarray, labels: np.ndarray,
     return {"data": spec, "n_rows": int(len(scores)), "n_features": len(names),
             "columns": names, "n_outliers": int(np.sum(labels == -1)),
             "outlier_share": float(np.mean(labels == -1)),
-            "contamination": detector.contamination,
+            "contamination": detector.contamination, "novelty": bool(detector.novelty),
             "score_kind": detector.score_kind_, "model": str(model_dir) if model_dir else None,
             "trained": model_dir is None, "n_fits": detector.n_fits_, "seconds": seconds,
             "score_quantiles": {q: float(np.quantile(scores, float(q)))

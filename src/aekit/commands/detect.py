@@ -19,6 +19,16 @@ def _contamination(text: str) -> float | str:
                                          f"received {text!r}") from None
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); received {text!r}")
+    return value
+
+
 REPORT_HELP = ("write OUT/report.html: the scores' histogram and threshold, the most "
                "anomalous rows and their top features, as images for image data (default: on; "
                "--no-report skips it)")
@@ -33,8 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "summary.json and report.html into --out. The score adds the "
                        "reconstruction error, the code's distance from the training codes and "
                        "from its 10th nearest training code; images train the image model "
-                       "(--kind conv: the convolutional one); the training rows may hold outliers (the top-scored 10%% are set aside "
-                       "and the model refitted). All training options of `aekit train` apply.")
+                       "(--kind conv: the convolutional one); the training rows may hold "
+                       "outliers (the top-scored 10%% are set aside and the model refitted). "
+                       "--novelty: the rows are normal ones only (nothing set aside; the score "
+                       "drops the code distance and uses the 5th nearest code). "
+                       "Then `aekit detect --model OUT --data NEW` scores new rows with the "
+                       "trained threshold. All training options of `aekit train` apply.")
     p.add_argument("--out", required=True, help="folder for scores.csv, summary.json, "
                    "report.html and the trained detector")
     p.add_argument("--model", default=None, help="a folder written by an earlier `aekit "
@@ -42,6 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contamination", type=_contamination, default="auto",
                    help="expected share of outliers in the data (threshold: that quantile of "
                    "the training scores); auto: 1%% false positives on held-back rows")
+    p.add_argument("--novelty", action="store_true",
+                   help="novelty detection: --data holds normal rows only; nothing is set "
+                   "aside, and the threshold is the score exceeded by --target-fpr of held-back "
+                   "clean rows (the false-positive rate to expect on new normal rows); score "
+                   "new rows with --model OUT")
+    p.add_argument("--target-fpr", type=_rate, default=0.01,
+                   help="the held-back rows' false-positive rate the threshold aims at "
+                   "(--contamination auto, --novelty)")
     p.add_argument("--config", default=None, help="JSON or TOML file of training options")
     add_json_option(p, "the summary (summary.json, plus out and report)")
     add_config_options(p, help_overrides={"report": REPORT_HELP})
@@ -54,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         from aekit.apps.detect import detect
 
         result = detect(cfg, args.out, args.model, args.contamination,
-                        report=getattr(args, "report", True))
+                        report=getattr(args, "report", True), novelty=args.novelty,
+                        target_fpr=args.target_fpr)
         s = result.summary
         print(f"{s['n_outliers']} of {s['n_rows']} rows flagged ({s['outlier_share']:.1%}); "
               f"threshold {s['threshold']:.4g}: {s['threshold_rule']}")
