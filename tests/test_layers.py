@@ -28,7 +28,9 @@ LAYERS: list[tuple[str, ...]] = [
     # drawings of arrays (matplotlib only, no aekit types): any layer above may plot
     ("aekit.report_plots", "aekit.explain_plots"),
     ("aekit.pipeline",),
-    ("aekit.api", "aekit.estimator", "aekit.detector", "aekit.explain", "aekit.explanation",
+    ("aekit.api", "aekit.estimator", "aekit.detector", "aekit.detector_files",
+     "aekit.detector_scores", "aekit.explain",
+     "aekit.explanation",
      "aekit.explain_views"),
     ("aekit.report_html", "aekit.report", "aekit.detect_report"),
     ("aekit.runner",),

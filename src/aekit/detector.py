@@ -64,22 +64,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit.api import Autoencoder
 from aekit.config import RunConfig
-from aekit.errors import ConfigError, FormatError
+from aekit.errors import ConfigError
 from aekit.estimator import options_of, seed_of
 from aekit.pipeline import prepare, split_plan
-from aekit.serialization import load_tensors, read_json, save_tensors, write_json
+from aekit.detector_files import SCORES, read_detector, write_detector
+from aekit.detector_scores import positive_median, mean_and_precision, mahalanobis
 
-SCORES = ("combined", "reconstruction", "whitened")
 MAX_NEIGHBOUR_ROWS = 20_000  # training codes kept for the neighbour distance (a seeded sample)
-NEIGHBOURS_FILE = "detector.safetensors"
 REFIT_MIN_EPOCHS = 5
-DETECTOR_FORMAT = "aekit-outlier-detector"
 
 
 class OutlierDetector(OutlierMixin, BaseEstimator):
@@ -301,14 +298,14 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         part's median."""
         self.autoencoder_ = ae
         residuals, codes = self._forward(x_train)
-        self.code_mean_, self.code_precision_ = _mean_and_precision(codes)
+        self.code_mean_, self.code_precision_ = mean_and_precision(codes)
         self.residual_mean_ = self.residual_precision_ = None
         if self.score_kind_ == "whitened":
-            self.residual_mean_, self.residual_precision_ = _mean_and_precision(residuals,
+            self.residual_mean_, self.residual_precision_ = mean_and_precision(residuals,
                                                                                 1e-3)
         recon, dist = self._parts(residuals, codes)
-        self.recon_scale_ = _positive_median(recon)
-        self.code_scale_ = _positive_median(dist)
+        self.recon_scale_ = positive_median(recon)
+        self.code_scale_ = positive_median(dist)
 
     def _set_neighbours(self, x_fit: np.ndarray, seed: int) -> None:
         """Keep the training codes the neighbour distance is measured against (the rows the
@@ -322,7 +319,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             x_fit = x_fit[np.sort(np.random.default_rng(seed).choice(
                 len(x_fit), MAX_NEIGHBOUR_ROWS, replace=False))]
         self.reference_codes_ = self.autoencoder_.encode(x_fit).astype(np.float32)
-        self.knn_scale_ = _positive_median(self._neighbour_part(self.reference_codes_))
+        self.knn_scale_ = positive_median(self._neighbour_part(self.reference_codes_))
 
     def _neighbour_part(self, codes: np.ndarray) -> np.ndarray:
         """Squared distance from each code to its k-th nearest reference code (the same rule
@@ -357,12 +354,12 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         """(reconstruction error, squared code distance) of each row, raw units, from the
         rows' residuals and codes."""
         if self.residual_precision_ is not None:  # whitened: Mahalanobis of the residual
-            recon = _mahalanobis(residuals, self.residual_mean_, self.residual_precision_)
+            recon = mahalanobis(residuals, self.residual_mean_, self.residual_precision_)
         else:
             recon = np.square(residuals).sum(axis=1)
         if len(residuals) == 0:
             return recon, recon.copy()
-        return recon, _mahalanobis(codes, self.code_mean_, self.code_precision_)
+        return recon, mahalanobis(codes, self.code_mean_, self.code_precision_)
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
         """The anomaly score of each row of ``X`` (see the module)."""
@@ -424,29 +421,11 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     # -- files -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write the model (``model.safetensors``, ``config.json``) and ``detector.json`` (the
-        score's statistics and the threshold) into ``directory``: no pickle."""
+        """Write the model (``model.safetensors``, ``config.json``), ``detector.json`` (the
+        score's statistics and the threshold) and the neighbour codes into ``directory``: no
+        pickle (:func:`aekit.detector_files.write_detector`)."""
         check_is_fitted(self)
-        directory = Path(directory)
-        self.autoencoder_.save(directory)
-        state = {"format": DETECTOR_FORMAT, "contamination": self.contamination,
-                 "novelty": bool(self.novelty),
-                 "score_kind": self.score_kind_, "target_fpr": self.target_fpr,
-                 "n_neighbors": self.n_neighbors_ if self.reference_codes_ is not None else 0,
-                 "code_distance": bool(self.code_distance_),
-                 "knn_scale": self.knn_scale_,
-                 "trim_fraction": self.trim_fraction, "n_features_in": int(self.n_features_in_),
-                 "offset": self.offset_, "code_mean": self.code_mean_.tolist(),
-                 "code_precision": self.code_precision_.tolist(),
-                 "recon_scale": self.recon_scale_, "code_scale": self.code_scale_,
-                 "n_fits": self.n_fits_,
-                 "residual_mean": _listed(self.residual_mean_),
-                 "residual_precision": _listed(self.residual_precision_)}
-        if self.reference_codes_ is not None:
-            save_tensors(directory / NEIGHBOURS_FILE,
-                         {"reference_codes": torch.from_numpy(self.reference_codes_)})
-        write_json(directory / "detector.json", state)
-        return directory
+        return write_detector(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> "OutlierDetector":
@@ -455,81 +434,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         Raises:
             FormatError: a missing or malformed folder.
         """
-        directory = Path(directory)
-        ae = Autoencoder.load(directory)
-        state = read_json(directory / "detector.json", "detector state")
-        try:
-            if state.get("format") != DETECTOR_FORMAT:
-                raise ValueError(f"format={state.get('format')!r}")
-            det = cls(contamination=state["contamination"], score_kind=state["score_kind"],
-                      novelty=bool(state.get("novelty", False)),
-                      target_fpr=float(state["target_fpr"]),
-                      trim_fraction=state["trim_fraction"],
-                      n_neighbors=int(state.get("n_neighbors") or 0),
-                      code_distance=bool(state.get("code_distance", True)))
-            if state["score_kind"] not in SCORES:
-                raise ValueError(f"score_kind={state['score_kind']!r}")
-            det.score_kind_ = state["score_kind"]
-            det.n_neighbors_, det.code_distance_ = det.n_neighbors, det.code_distance
-            det.autoencoder_ = ae
-            det.n_features_in_ = int(state["n_features_in"])
-            det.offset_ = float(state["offset"])
-            det.threshold_ = -det.offset_
-            det.code_mean_ = np.asarray(state["code_mean"], dtype=np.float64)
-            det.code_precision_ = np.asarray(state["code_precision"], dtype=np.float64)
-            det.recon_scale_ = float(state["recon_scale"])
-            det.code_scale_ = float(state["code_scale"])
-            det.n_fits_ = int(state["n_fits"])
-            det.residual_mean_, det.residual_precision_ = (
-                None if state.get(k) is None else np.asarray(state[k], dtype=np.float64)
-                for k in ("residual_mean", "residual_precision"))
-            det.reference_codes_, det.knn_scale_ = None, float(state.get("knn_scale", 1.0))
-            if det.n_neighbors:
-                codes = load_tensors(directory / NEIGHBOURS_FILE, "neighbour codes")
-                det.reference_codes_ = codes["reference_codes"].numpy().astype(np.float32)
-                if det.reference_codes_.ndim != 2 or len(det.reference_codes_) < 2:
-                    raise ValueError("the neighbour codes must be a (rows >= 2, latent) array")
-            latent = ae.config.model.latent_dim
-            if det.reference_codes_ is not None and det.reference_codes_.shape[1] != latent:
-                raise ValueError("the neighbour codes do not match the model's latent size")
-            if det.code_precision_.shape != (latent, latent) or det.code_mean_.shape != (latent,):
-                raise ValueError("code statistics do not match the model's latent size")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{directory / 'detector.json'}: invalid detector state "
-                              f"({exc}); expected a folder written by `aekit detect --out`") \
-                from exc
-        return det
+        return read_detector(cls, directory)
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
-
-
-def _positive_median(values: np.ndarray) -> float:
-    """The median of ``values``, or a small positive number when it is zero (a perfect fit)."""
-    median = float(np.median(values)) if len(values) else 0.0
-    if median > 0:
-        return median
-    mean = float(np.mean(values)) if len(values) else 0.0
-    return mean if mean > 0 else 1e-12
-
-
-def _listed(array: np.ndarray | None) -> list | None:
-    return None if array is None else array.tolist()
-
-
-def _mean_and_precision(values: np.ndarray, ridge_share: float = 1e-6
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (ridge-regularised pseudo-) inverse covariance of the rows of ``values``."""
-    mean = values.mean(axis=0)
-    cov = np.atleast_2d(np.cov(values - mean, rowvar=False)) if len(values) > 1 else \
-        np.eye(values.shape[1])
-    ridge = ridge_share * max(float(np.trace(cov)) / len(cov), 1e-12)
-    return mean, np.linalg.pinv(cov + ridge * np.eye(len(cov)))
-
-
-def _mahalanobis(values: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance of each row: (n,) float64, never negative."""
-    centred = values - mean
-    return np.maximum(np.einsum("ij,jk,ik->i", centred, precision, centred), 0.0)
