@@ -97,16 +97,19 @@ def train(name: str, work: Path, extra: list[str], threads: int, tag: str) -> di
             "kept_pca": bool(check and check[-1].startswith("kept PCA"))}
 
 
+def is_image(name: str) -> bool:
+    return name == "digits" or name in FMNIST_SIZES
+
+
 def limit_of(name: str) -> float | None:
-    return LIMITS.get(name, LIMITS["table"] if name not in FMNIST_SIZES else None)
+    """The ratio to PCA an entry must stay at or below (None: no limit, Fashion-MNIST 1k)."""
+    return LIMITS.get(name, None if is_image(name) else LIMITS["table"])
 
 
 def summarize(label: str, rows: list[dict], key: str) -> str:
     """One line: median and worst ratio of the tables, and each image entry."""
-    tables = [r[key]["ratio"] for r in rows if r["name"] not in FMNIST_SIZES
-              and r["name"] != "digits"]
-    images = [f"{r['name']} {r[key]['ratio']:.3f}" for r in rows
-              if r["name"] in FMNIST_SIZES or r["name"] == "digits"]
+    tables = [r[key]["ratio"] for r in rows if not is_image(r["name"])]
+    images = [f"{r['name']} {r[key]['ratio']:.3f}" for r in rows if is_image(r["name"])]
     over = [r["name"] for r in rows if limit_of(r["name"]) is not None
             and r[key]["ratio"] > limit_of(r["name"])]
     table_part = (f"tables: median {statistics.median(tables):.3f}, worst {max(tables):.3f}"

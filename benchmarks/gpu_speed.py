@@ -123,6 +123,16 @@ def steady(rates: list[float]) -> float:
     return statistics.median(rates[1:] if len(rates) > 1 else rates)
 
 
+def plain_step(model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor,
+               precision: str, device: torch.device) -> None:
+    """The step a PyTorch user writes: forward, MSE, backward, Adam."""
+    with autocast(precision, device):
+        loss = F.mse_loss(model(xb).float(), xb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def run_eager(x: torch.Tensor, model: nn.Module, batch: int, epochs: int, precision: str,
               seed: int) -> list[float]:
     device = x.device
@@ -132,12 +142,7 @@ def run_eager(x: torch.Tensor, model: nn.Module, batch: int, epochs: int, precis
     def epoch(_: int) -> int:
         order = torch.randperm(len(x), device=device, generator=gen)
         for i in range(0, len(x), batch):
-            xb = x.index_select(0, order[i:i + batch])
-            with autocast(precision, device):
-                loss = F.mse_loss(model(xb).float(), xb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            plain_step(model, opt, x.index_select(0, order[i:i + batch]), precision, device)
         return len(x)
 
     return timed_epochs(epoch, epochs, device)
@@ -152,12 +157,7 @@ def run_loader(x_host: torch.Tensor, model: nn.Module, batch: int, epochs: int,
 
     def epoch(_: int) -> int:
         for (xb,) in loader:
-            xb = xb.to(device, non_blocking=True)
-            with autocast(precision, device):
-                loss = F.mse_loss(model(xb).float(), xb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            plain_step(model, opt, xb.to(device, non_blocking=True), precision, device)
         return len(x_host)
 
     return timed_epochs(epoch, epochs, device)

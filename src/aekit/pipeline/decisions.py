@@ -164,14 +164,14 @@ def data_defaults(cfg: RunConfig, n_train: int, n_features: int, kind: str) -> R
     changes: dict[str, Any] = {"latent_dim": latent}
     if hidden is None:
         if large_image:
-            hidden = IMAGE_HIDDEN
-            if (small_image_set and model.kind == "mlp" and cfg.optim.weight_decay is None
-                    and cfg.optim.optimizer in ("adam", "adamw")):
-                changes["weight_decay"] = SMALL_IMAGE_SET_WEIGHT_DECAY
+            hidden, decay = IMAGE_HIDDEN, None
+            if small_image_set and model.kind == "mlp":
+                decay = SMALL_IMAGE_SET_WEIGHT_DECAY
             if long_budget(cfg, n_train):
-                hidden = LONG_BUDGET_HIDDEN
-                if cfg.optim.weight_decay is None and cfg.optim.optimizer in ("adam", "adamw"):
-                    changes["weight_decay"] = LONG_BUDGET_WEIGHT_DECAY
+                hidden, decay = LONG_BUDGET_HIDDEN, LONG_BUDGET_WEIGHT_DECAY
+            if (decay is not None and cfg.optim.weight_decay is None
+                    and cfg.optim.optimizer in ("adam", "adamw")):
+                changes["weight_decay"] = decay
         else:
             hidden = (int(min(256, max(64, 2 * n_features))),)
     changes["hidden"] = hidden
