@@ -13,12 +13,15 @@ against PCA's at the same latent size (fitted on the same training rows):
 The panel is split once, here, into a *tuning* half and a *confirmation* half
 (:data:`TUNING`, :data:`CONFIRMATION`). A default changes only when a candidate helps the
 tuning half and the confirmation half agrees: ``--compare "ARGS"`` runs each entry with the
-defaults and with the defaults plus ``ARGS`` and prints both, half by half.
+defaults and with the defaults plus ``ARGS`` and prints both, half by half. ``--base "ARGS"``
+adds options to both runs, to see what a default does to a given recipe (an architecture, a
+strategy) rather than to the bare defaults.
 
     python benchmarks/defaults.py                          # the whole panel, both halves
     python benchmarks/defaults.py --half tuning            # one half
     python benchmarks/defaults.py --only digits,fmnist-5k  # some entries
     python benchmarks/defaults.py --compare "--weight-decay 0.5" --half tuning
+    python benchmarks/defaults.py --base="--batch-norm --residual" --compare=--no-pca-init
     python benchmarks/defaults.py --json panel.json
 
 Acceptance: every table at or below 1.02x PCA; tables' median at or below 0.79x;
@@ -125,6 +128,9 @@ def main() -> int:
     parser.add_argument("--compare", default=None,
                         help="extra `aekit train` options of a candidate default, run beside "
                              "the defaults on every entry, e.g. \"--weight-decay 0.5\"")
+    parser.add_argument("--base", default=None,
+                        help="extra `aekit train` options of both runs (the recipe a "
+                             "candidate is compared within), e.g. \"--batch-norm --residual\"")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="write every row to this file")
     args = parser.parse_args()
@@ -139,6 +145,7 @@ def main() -> int:
                          f"{', '.join(TUNING + CONFIRMATION)}")
         halves = {h: [n for n in names if n in wanted] for h, names in halves.items()}
     extra = shlex.split(args.compare) if args.compare else []
+    base = shlex.split(args.base) if args.base else []
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -152,23 +159,24 @@ def main() -> int:
             print(head + "\n" + rule, flush=True)
             rows = results[half] = []
             for name in names:
-                row = {"name": name, "defaults": train(name, work, [], args.threads, "d")}
+                row = {"name": name, "defaults": train(name, work, base, args.threads, "d")}
                 d = row["defaults"]
                 line = (f"| {name} | {d['latent_dim']} | "
                         f"{','.join(map(str, d['hidden'] or []))} | {d['epochs']} | "
                         f"{d['train_seconds']:.1f} | {d['test']:.4g} | {d['pca']:.4g} | "
                         f"{d['ratio']:.3f}{' (PCA kept)' if d['kept_pca'] else ''} |")
                 if extra:
-                    c = row["candidate"] = train(name, work, extra, args.threads, "c")
+                    c = row["candidate"] = train(name, work, base + extra, args.threads, "c")
                     line += f" {c['ratio']:.3f} | {c['ratio'] / d['ratio'] - 1:+.1%} |"
                 rows.append(row)
                 print(line, flush=True)
     print()
     for half, rows in results.items():
         if rows:
-            print(summarize(f"{half}, defaults", rows, "defaults"))
+            label = f"{half}, defaults" + (f" with {args.base}" if base else "")
+            print(summarize(label, rows, "defaults"))
             if extra:
-                print(summarize(f"{half}, with {args.compare}", rows, "candidate"))
+                print(summarize(f"{label}, with {args.compare}", rows, "candidate"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     over = [r["name"] for rows in results.values() for r in rows
