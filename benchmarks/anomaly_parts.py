@@ -57,8 +57,8 @@ def parts_of(det, x_train: np.ndarray, x_test: np.ndarray, seed: int) -> dict[st
     from pyod.models.ecod import ECOD
     from pyod.models.iforest import IForest
 
-    r_tr, c_tr = det._forward(x_train)
-    r_te, c_te = det._forward(x_test)
+    r_tr, c_tr, _ = det._forward(x_train)
+    r_te, c_te, _ = det._forward(x_test)
     rw_tr, cd_tr = det._parts(r_tr, c_tr)
     rw_te, cd_te = det._parts(r_te, c_te)
     centre = np.median(r_tr, axis=0)

@@ -310,6 +310,8 @@ def test_novelty_bad_parameters_raise_clear_errors():
         _small(novelty="yes").fit(x)
     with pytest.raises(ValueError, match="code_distance.*Received: code_distance=1"):
         _small(code_distance=1).fit(x)
+    with pytest.raises(ValueError, match="input_distance.*Received: input_distance='on'"):
+        _small(input_distance="on").fit(x)
     with pytest.raises(ValueError, match="n_neighbors.*'auto'.*Received: n_neighbors='x'"):
         _small(n_neighbors="x").fit(x)
     plain = _small(epochs=1).fit(x)  # the unsupervised score keeps all three parts
@@ -327,7 +329,39 @@ def test_novelty_survives_save_and_load(tmp_path):
     det = _small(epochs=5, novelty=True).fit(x)
     loaded = OutlierDetector.load(det.save(tmp_path / "nov"))
     assert loaded.novelty is True and loaded.n_neighbors_ == 5 and not loaded.code_distance_
+    assert loaded.input_distance_ and loaded.scaling_ == "minmax"
+    np.testing.assert_allclose(loaded.reference_rows_, det.reference_rows_)
     np.testing.assert_allclose(loaded.decision_function(x[:20]), det.decision_function(x[:20]))
+    state = json.loads((tmp_path / "nov" / "detector.json").read_text())
+    (tmp_path / "nov" / "detector.json").write_text(json.dumps({**state, "n_features_in": 3}))
+    with pytest.raises(ValueError, match="neighbour rows must be a \\(rows, features\\)"):
+        OutlierDetector.load(tmp_path / "nov")
+
+
+def test_novelty_on_tables_adds_the_input_neighbour_distance_on_min_max_rows():
+    """With clean rows, tables are scaled to [0, 1] and the score adds the squared distance
+    from the scaled row to its 5th nearest training row, over that distance's median on the
+    training rows (each against its 5th *other* row); held-back rows are not neighbours."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x, _ = _planted(n=600, n_out=0)
+    det = _small(epochs=3, novelty=True).fit(x)
+    assert det.scaling_ == "minmax" and det.input_distance_
+    rows = det.reference_rows_
+    assert rows.shape == (len(det.reference_codes_), x.shape[1]) < (len(x), x.shape[1])
+    assert rows.min() >= -1e-6 and rows.max() <= 1 + 1e-6  # min-max scaled training rows
+    new, _ = _planted(n=50, n_out=10, seed=2)
+    scaled = det.autoencoder_.scaler.transform(new)
+    kth = np.square(NearestNeighbors(n_neighbors=5).fit(rows).kneighbors(scaled)[0][:, 4])
+    own = np.square(NearestNeighbors(n_neighbors=6).fit(rows).kneighbors(rows)[0][:, 5])
+    assert det.input_scale_ == pytest.approx(float(np.median(own)), rel=1e-5)
+    without = _small(epochs=3, novelty=True, input_distance=False).fit(x)
+    assert without.reference_rows_ is None and without.scaling_ == "minmax"
+    np.testing.assert_allclose(det.anomaly_score(new) - without.anomaly_score(new),
+                               kth / det.input_scale_, rtol=1e-4, atol=1e-6)
+    unsupervised = _small(epochs=1).fit(x)
+    assert unsupervised.scaling_ == "standard" and unsupervised.reference_rows_ is None
+    assert _small(epochs=1, novelty=True, scaling="standard").fit(x).scaling_ == "standard"
 
 
 def _write_csv(path: Path, x: np.ndarray, names: list[str]) -> Path:

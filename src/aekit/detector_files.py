@@ -1,5 +1,5 @@
-"""The files of an ``OutlierDetector``: its model, ``detector.json`` and the neighbour codes,
-written and read back without pickle."""
+"""The files of an ``OutlierDetector``: its model, ``detector.json`` and the neighbour codes
+and rows, written and read back without pickle."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ DETECTOR_FORMAT = "aekit-outlier-detector"
 
 def write_detector(det: Any, directory: str | Path) -> Path:
     """Write a fitted ``OutlierDetector``: its model (``model.safetensors``, ``config.json``),
-    ``detector.json`` (the score's statistics and the threshold) and the neighbour codes
-    (``detector.safetensors``) into ``directory``. Returns the folder."""
+    ``detector.json`` (the score's statistics and the threshold) and the neighbour codes and
+    rows (``detector.safetensors``) into ``directory``. Returns the folder."""
     directory = Path(directory)
     det.autoencoder_.save(directory)
     state = {"format": DETECTOR_FORMAT, "contamination": det.contamination,
@@ -30,6 +30,8 @@ def write_detector(det: Any, directory: str | Path) -> Path:
              "n_neighbors": det.n_neighbors_ if det.reference_codes_ is not None else 0,
              "code_distance": bool(det.code_distance_),
              "knn_scale": det.knn_scale_,
+             "input_distance": det.reference_rows_ is not None,
+             "input_scale": det.input_scale_, "scaling": det.scaling_,
              "trim_fraction": det.trim_fraction, "n_features_in": int(det.n_features_in_),
              "offset": det.offset_, "code_mean": det.code_mean_.tolist(),
              "code_precision": det.code_precision_.tolist(),
@@ -37,9 +39,11 @@ def write_detector(det: Any, directory: str | Path) -> Path:
              "n_fits": det.n_fits_,
              "residual_mean": _listed(det.residual_mean_),
              "residual_precision": _listed(det.residual_precision_)}
-    if det.reference_codes_ is not None:
-        save_tensors(directory / NEIGHBOURS_FILE,
-                     {"reference_codes": torch.from_numpy(det.reference_codes_)})
+    references = {name: torch.from_numpy(getattr(det, f"{name}_"))
+                  for name in ("reference_codes", "reference_rows")
+                  if getattr(det, f"{name}_") is not None}
+    if references:
+        save_tensors(directory / NEIGHBOURS_FILE, references)
     write_json(directory / "detector.json", state)
     return directory
 
@@ -62,11 +66,15 @@ def read_detector(cls: type, directory: str | Path) -> Any:
                   target_fpr=float(state["target_fpr"]),
                   trim_fraction=state["trim_fraction"],
                   n_neighbors=int(state.get("n_neighbors") or 0),
-                  code_distance=bool(state.get("code_distance", True)))
+                  code_distance=bool(state.get("code_distance", True)),
+                  input_distance=bool(state.get("input_distance", False)),
+                  scaling=state.get("scaling"))
         if state["score_kind"] not in SCORES:
             raise ValueError(f"score_kind={state['score_kind']!r}")
         det.score_kind_ = state["score_kind"]
         det.n_neighbors_, det.code_distance_ = det.n_neighbors, det.code_distance
+        det.input_distance_ = det.input_distance
+        det.scaling_ = ae.config.data.scaling if det.scaling is None else det.scaling
         det.autoencoder_ = ae
         det.n_features_in_ = int(state["n_features_in"])
         det.offset_ = float(state["offset"])
@@ -80,11 +88,18 @@ def read_detector(cls: type, directory: str | Path) -> Any:
             None if state.get(k) is None else np.asarray(state[k], dtype=np.float64)
             for k in ("residual_mean", "residual_precision"))
         det.reference_codes_, det.knn_scale_ = None, float(state.get("knn_scale", 1.0))
+        det.reference_rows_, det.input_scale_ = None, float(state.get("input_scale", 1.0))
         if det.n_neighbors:
-            codes = load_tensors(directory / NEIGHBOURS_FILE, "neighbour codes")
-            det.reference_codes_ = codes["reference_codes"].numpy().astype(np.float32)
+            saved = load_tensors(directory / NEIGHBOURS_FILE, "neighbour codes")
+            det.reference_codes_ = saved["reference_codes"].numpy().astype(np.float32)
             if det.reference_codes_.ndim != 2 or len(det.reference_codes_) < 2:
                 raise ValueError("the neighbour codes must be a (rows >= 2, latent) array")
+            if det.input_distance:
+                det.reference_rows_ = saved["reference_rows"].numpy().astype(np.float32)
+                if det.reference_rows_.shape != (len(det.reference_codes_),
+                                                 det.n_features_in_):
+                    raise ValueError("the neighbour rows must be a (rows, features) array "
+                                     "with one row per neighbour code")
         latent = ae.config.model.latent_dim
         if det.reference_codes_ is not None and det.reference_codes_.shape[1] != latent:
             raise ValueError("the neighbour codes do not match the model's latent size")

@@ -1,5 +1,5 @@
-"""The maths of an ``OutlierDetector``'s score: robust scales, regularised covariances and
-Mahalanobis distances (numpy only)."""
+"""The maths of an ``OutlierDetector``'s score: robust scales, regularised covariances,
+Mahalanobis and nearest-neighbour distances."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def mahalanobis(values: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> 
     """Squared Mahalanobis distance of each row: (n,) float64, never negative."""
     centred = values - mean
     return np.maximum(np.einsum("ij,jk,ik->i", centred, precision, centred), 0.0)
+
+
+def kth_neighbour_distance(reference: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Squared distance from each row to its ``k``-th nearest row of ``reference`` (a row that
+    is in ``reference`` counts itself): (n,) float64. ``k`` is capped at the reference's
+    size."""
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(rows) == 0:
+        return np.zeros(0)
+    k = min(k, len(reference))
+    search = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
+    distances, _ = search.kneighbors(rows.astype(np.float32))
+    return np.square(distances[:, k - 1].astype(np.float64))

@@ -82,10 +82,10 @@ def detect(cfg: RunConfig, out: str | Path, model_dir: str | Path | None = None,
         check_n_features(data, detector.n_features_in_, cfg.data.data)
         scores = detector.anomaly_score(data.x)
     else:
-        # images train the image model (or --kind conv) on pixels scaled as `aekit train`
-        # scales them; tables are standardized
+        # images train the image model (or --kind conv); --scaling auto leaves the scaling
+        # to the detector (OutlierDetector's `scaling`: min-max for novelty on tables)
         image = data.kind == "image" and data.sample_shape is not None
-        scaling = cfg.data.scaling if cfg.data.scaling != "auto" or image else "standard"
+        scaling = None if cfg.data.scaling == "auto" else cfg.data.scaling
         detector = OutlierDetector(contamination=contamination, novelty=novelty,
                                    target_fpr=target_fpr, random_state=cfg.train.seed,
                                    threads=cfg.train.threads, verbose=cfg.train.progress,

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "(--kind conv: the convolutional one); the training rows may hold "
                        "outliers (the top-scored 10%% are set aside and the model refitted). "
                        "--novelty: the rows are normal ones only (nothing set aside; the score "
-                       "drops the code distance and uses the 5th nearest code). "
+                       "drops the code distance and uses the 5th nearest code and, for tables, "
+                       "the 5th nearest training row, values scaled to [0, 1]). "
                        "Then `aekit detect --model OUT --data NEW` scores new rows with the "
                        "trained threshold. All training options of `aekit train` apply.")
     p.add_argument("--out", required=True, help="folder for scores.csv, summary.json, "
