@@ -104,6 +104,32 @@ def test_every_page_is_in_the_nav() -> None:
         assert f" {rel}\n" in nav, f"{rel} is not in the nav of mkdocs.yml"
 
 
+def test_results_markers_expand_to_the_benchmarks_tables() -> None:
+    """A page's ``<!-- results: FILE | Label -->`` line becomes FILE's tables when the site is
+    built (docs/hooks/results_tables.py): every one names a results file with both halves."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_tables",
+                                                  DOCS / "hooks" / "results_tables.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    found = 0
+    for page in sorted(DOCS.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in hook.MARKER.finditer(text):
+            found += 1
+            label = match["label"].strip()
+            expanded = hook.expand(match[0])
+            assert f"#### {label}: Design half" in expanded, (page, match[0])
+            assert f"#### {label}: Confirmation half" in expanded, (page, match[0])
+            assert "| **mean** |" in expanded and "setting " not in expanded.splitlines()[0]
+        assert not re.search(r"<!-- results:(?! \S+ \| [^>]+ -->)", text), \
+            f"{page.name}: a malformed results marker"
+    assert found >= 4
+    with pytest.raises(FileNotFoundError, match="no-such.md"):
+        hook.expand("<!-- results: benchmarks/results/no-such.md | X -->")
+
+
 def test_cli_reference_lists_every_verb() -> None:
     """The generated command-line reference has a section, usage and options for each verb."""
     import sys

@@ -53,10 +53,10 @@ nearest training code and the distance to the 5th nearest training row, without 
 distance, on tables scaled to [0, 1] per feature (``scaling`` ``minmax``): with clean training
 rows the neighbours describe the normal rows' shape better than one Mahalanobis cloud, and
 min-max scaling does not let a feature with a few extreme values squeeze the others.
-ADBench's semi-supervised split in ``benchmarks/anomaly.py``, mean ROC-AUC over 3 seeds, design
-half / confirmation half: the unsupervised score 0.849 / 0.815; reconstruction and code
-neighbours 0.863 / 0.827; with min-max scaling 0.871 / 0.835; with the input neighbours too
-(now) 0.874 / 0.837; PyOD's KNN (k = 5) 0.875 / 0.833.
+ADBench's semi-supervised split in ``benchmarks/anomaly.py``, mean ROC-AUC over 5 seeds, design
+half / confirmation half: reconstruction and code neighbours on standard-scaled rows 0.863 /
+0.830; with min-max scaling and the input neighbours (now) 0.874 / 0.837; PyOD's KNN (k = 5)
+0.875 / 0.834 (docs/guide/detect.md, "What was tried").
 
 Threshold: with a float ``contamination``, ``offset_`` is that quantile of the training rows'
 ``score_samples`` (scikit-learn's rule; ``threshold_``, PyOD's, is ``-offset_``). With
