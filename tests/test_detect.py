@@ -341,8 +341,11 @@ def test_novelty_survives_save_and_load(tmp_path):
 def test_novelty_on_tables_adds_the_input_neighbour_distance_on_min_max_rows():
     """With clean rows, tables are scaled to [0, 1] and the score adds the squared distance
     from the scaled row to its 5th nearest training row, over that distance's median on the
-    training rows (each against its 5th *other* row); held-back rows are not neighbours."""
+    training rows (each against its 5th *other* row), weighted INPUT_DISTANCE_WEIGHT;
+    held-back rows are not neighbours."""
     from sklearn.neighbors import NearestNeighbors
+
+    from aekit.detector import INPUT_DISTANCE_WEIGHT
 
     x, _ = _planted(n=600, n_out=0)
     det = _small(epochs=3, novelty=True).fit(x)
@@ -358,7 +361,8 @@ def test_novelty_on_tables_adds_the_input_neighbour_distance_on_min_max_rows():
     without = _small(epochs=3, novelty=True, input_distance=False).fit(x)
     assert without.reference_rows_ is None and without.scaling_ == "minmax"
     np.testing.assert_allclose(det.anomaly_score(new) - without.anomaly_score(new),
-                               kth / det.input_scale_, rtol=1e-4, atol=1e-6)
+                               INPUT_DISTANCE_WEIGHT * kth / det.input_scale_,
+                               rtol=1e-4, atol=1e-6)
     unsupervised = _small(epochs=1).fit(x)
     assert unsupervised.scaling_ == "standard" and unsupervised.reference_rows_ is None
     assert _small(epochs=1, novelty=True, scaling="standard").fit(x).scaling_ == "standard"

@@ -31,7 +31,8 @@ dominates by its units:
 - the **input neighbour distance** (``input_distance``; on with ``novelty`` for tables): the
   squared distance from the scaled row itself to its ``n_neighbors``-th nearest training row,
   the one part that does not depend on what the model learned (PyOD's KNN detector, measured
-  beside the model's parts).
+  beside the model's parts), weighted ``INPUT_DISTANCE_WEIGHT`` (3) where the other parts
+  weigh 1.
 
 A model that reconstructs well reconstructs the anomalies too (on ``cardio`` the better
 autoencoder scores worse than PCA's cruder reconstruction); the code distance catches the rows
@@ -49,14 +50,15 @@ rows are taken to be clean (normal rows only), so none is trimmed, and the thres
 score exceeded by ``target_fpr`` of the held-back clean rows: the false-positive rate to expect
 on new normal rows. Score new rows with ``predict``, ``decision_function`` or
 ``score_samples``. The score there is the reconstruction error, the distance to the 5th
-nearest training code and the distance to the 5th nearest training row, without the code
-distance, on tables scaled to [0, 1] per feature (``scaling`` ``minmax``): with clean training
-rows the neighbours describe the normal rows' shape better than one Mahalanobis cloud, and
-min-max scaling does not let a feature with a few extreme values squeeze the others.
-ADBench's semi-supervised split in ``benchmarks/anomaly.py``, mean ROC-AUC over 5 seeds, design
-half / confirmation half: reconstruction and code neighbours on standard-scaled rows 0.863 /
-0.830; with min-max scaling and the input neighbours (now) 0.874 / 0.837; PyOD's KNN (k = 5)
-0.875 / 0.834 (docs/guide/detect.md, "What was tried").
+nearest training code and the distance to the 5th nearest training row (weighted 3), without
+the code distance, on tables scaled to [0, 1] per feature (``scaling`` ``minmax``): with clean
+training rows the neighbours describe the normal rows' shape better than one Mahalanobis
+cloud, and min-max scaling does not let a feature with a few extreme values squeeze the
+others. ADBench's semi-supervised split in ``benchmarks/anomaly.py``, mean ROC-AUC over 5
+seeds, design half / confirmation half: reconstruction and code neighbours on standard-scaled
+rows 0.863 / 0.830; with min-max scaling and the input neighbours 0.874 / 0.837; the input
+neighbours weighted 3 (now) 0.875 / 0.837; PyOD's KNN (k = 5) 0.875 / 0.834
+(docs/guide/detect.md, "What was tried").
 
 Threshold: with a float ``contamination``, ``offset_`` is that quantile of the training rows'
 ``score_samples`` (scikit-learn's rule; ``threshold_``, PyOD's, is ``-offset_``). With
@@ -86,6 +88,9 @@ from aekit.detector_scores import (kth_neighbour_distance, mahalanobis, mean_and
                                    positive_median)
 
 MAX_NEIGHBOUR_ROWS = 20_000  # training codes kept for the neighbour distance (a seeded sample)
+# The input neighbour distance's weight in the score (the other parts weigh 1): with clean
+# training rows it is the most reliable part, and the model's parts correct it (module docs).
+INPUT_DISTANCE_WEIGHT = 3.0
 REFIT_MIN_EPOCHS = 5
 
 
@@ -405,8 +410,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         if self.reference_codes_ is not None:
             score = score + self._neighbour_part(codes) / self.knn_scale_
         if self.reference_rows_ is not None:
-            score = score + kth_neighbour_distance(self.reference_rows_, x_scaled,
-                                                   self.n_neighbors_) / self.input_scale_
+            score = score + INPUT_DISTANCE_WEIGHT * kth_neighbour_distance(
+                self.reference_rows_, x_scaled, self.n_neighbors_) / self.input_scale_
         return score
 
     def anomaly_score(self, X: Any) -> np.ndarray:
