@@ -338,7 +338,7 @@ def test_novelty_survives_save_and_load(tmp_path):
         OutlierDetector.load(tmp_path / "nov")
 
 
-def test_novelty_on_tables_adds_the_input_neighbour_distance_on_min_max_rows():
+def test_tables_add_the_input_neighbour_distance_novelty_on_min_max_rows():
     """With clean rows, tables are scaled to [0, 1] and the score adds the squared distance
     from the scaled row to its 5th nearest training row, over that distance's median on the
     training rows (each against its 5th *other* row), weighted INPUT_DISTANCE_WEIGHT;
@@ -363,9 +363,18 @@ def test_novelty_on_tables_adds_the_input_neighbour_distance_on_min_max_rows():
     np.testing.assert_allclose(det.anomaly_score(new) - without.anomaly_score(new),
                                INPUT_DISTANCE_WEIGHT * kth / det.input_scale_,
                                rtol=1e-4, atol=1e-6)
-    unsupervised = _small(epochs=1).fit(x)
-    assert unsupervised.scaling_ == "standard" and unsupervised.reference_rows_ is None
+    unsupervised = _small(epochs=1).fit(x)  # standard scaling, the 10th nearest row
+    assert unsupervised.scaling_ == "standard" and unsupervised.input_distance_
+    far = np.square(NearestNeighbors(n_neighbors=10).fit(unsupervised.reference_rows_)
+                    .kneighbors(unsupervised.autoencoder_.scaler.transform(new))[0][:, 9])
+    plain = _small(epochs=1, input_distance=False).fit(x)
+    assert plain.reference_rows_ is None
+    np.testing.assert_allclose(unsupervised.anomaly_score(new) - plain.anomaly_score(new),
+                               INPUT_DISTANCE_WEIGHT * far / unsupervised.input_scale_,
+                               rtol=1e-4, atol=1e-6)
     assert _small(epochs=1, novelty=True, scaling="standard").fit(x).scaling_ == "standard"
+    images = _small(epochs=1, image_shape=(2, 3)).fit(x)
+    assert not images.input_distance_ and images.reference_rows_ is None
 
 
 def _write_csv(path: Path, x: np.ndarray, names: list[str]) -> Path:
