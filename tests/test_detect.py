@@ -127,6 +127,8 @@ def test_image_rows_train_the_image_or_conv_model():
     assert type(det.autoencoder_.model).__name__ == "ConvAutoencoder"
     assert det.score_kind_ == "combined"  # "auto": plain squared error for images
     assert _small(epochs=1).fit(x).score_kind_ == "whitened"  # and whitened for tables
+    assert det.score_parts_ == ["squared reconstruction error", "code distance (Mahalanobis)",
+                                "squared distance to the k = 10 nearest training code"]
     assert det.anomaly_score(x[:5]).shape == (5,)
     with pytest.raises(ValueError, match="image_shape.*64 values"):
         _small(image_shape=(7, 7)).fit(x)
@@ -400,6 +402,10 @@ def test_detect_novelty_trains_on_clean_rows_and_scores_new_ones(tmp_path, capsy
     summary = json.loads(capsys.readouterr().out)
     assert summary["novelty"] is True and summary["n_fits"] == 1
     assert "held-back clean rows" in summary["threshold_rule"]
+    assert summary["score_parts"] == [
+        "reconstruction error, whitened (Mahalanobis)",
+        "squared distance to the k = 5 nearest training code",
+        "3 x squared distance to the k = 5 nearest training row"]
     assert main(["detect", "--data", str(fresh), "--model", str(model),
                  "--out", str(tmp_path / "scored"), "--no-report"]) == 0
     with (tmp_path / "scored" / "scores.csv").open() as handle:

@@ -72,7 +72,8 @@ def section_headline(summary: dict[str, Any]) -> str:
             ("outliers flagged", f"{summary['n_outliers']} ({summary['outlier_share']:.2%})"),
             ("threshold", summary["threshold"]), ("threshold rule", summary["threshold_rule"]),
             ("contamination", summary.get("contamination", "-")),
-            ("score", summary.get("score_kind", "-")), ("detector", model),
+            ("score", " + ".join(summary["score_parts"]) if summary.get("score_parts")
+             else summary.get("score_kind", "-")), ("detector", model),
             ("seconds", summary.get("seconds", "-"))]
     rows += [(f"score quantile {q}", v) for q, v in summary.get("score_quantiles", {}).items()]
     return ("<h2>Result</h2>"

@@ -414,6 +414,27 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 self.reference_rows_, x_scaled, self.n_neighbors_) / self.input_scale_
         return score
 
+    @property
+    def score_parts_(self) -> list[str]:
+        """The parts the fitted detector's score adds, in words (``summary.json`` of
+        ``aekit detect`` lists them)."""
+        check_is_fitted(self)
+        kind = self.score_kind_
+        parts = [{"whitened": "reconstruction error, whitened (Mahalanobis)",
+                  "combined": "squared reconstruction error",
+                  "reconstruction": "squared reconstruction error"}[kind]]
+        if kind == "reconstruction":
+            return parts
+        if self.code_distance_:
+            parts.append("code distance (Mahalanobis)")
+        k = self.n_neighbors_
+        if self.reference_codes_ is not None:
+            parts.append(f"squared distance to the k = {k} nearest training code")
+        if self.reference_rows_ is not None:
+            parts.append(f"{INPUT_DISTANCE_WEIGHT:g} x squared distance to the k = {k} "
+                         f"nearest training row")
+        return parts
+
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score of each row of ``X`` (raw units): higher = more anomalous.
 
