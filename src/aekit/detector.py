@@ -265,7 +265,6 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                               f"{config.train.validation_split!r}): give at least 20 rows and "
                               f"validation_split 'auto' or a share in (0, 1)")
         self.reference_codes_ = self.reference_rows_ = None  # set after the last fit
-        self.scaling_ = self._scaling()
         self.code_distance_ = (not self.novelty if self.code_distance is None
                                else bool(self.code_distance))
         self.n_neighbors_ = ((5 if self.novelty else 10) if self.n_neighbors == "auto"
@@ -413,6 +412,12 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             score = score + INPUT_DISTANCE_WEIGHT * kth_neighbour_distance(
                 self.reference_rows_, x_scaled, self.n_neighbors_) / self.input_scale_
         return score
+
+    @property
+    def scaling_(self) -> str:
+        """The scaling the fitted model applies (``scaling`` resolved; its config's)."""
+        check_is_fitted(self)
+        return self.autoencoder_.config.data.scaling
 
     @property
     def score_parts_(self) -> list[str]:

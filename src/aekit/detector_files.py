@@ -31,7 +31,7 @@ def write_detector(det: Any, directory: str | Path) -> Path:
              "code_distance": bool(det.code_distance_),
              "knn_scale": det.knn_scale_,
              "input_distance": det.reference_rows_ is not None,
-             "input_scale": det.input_scale_, "scaling": det.scaling_,
+             "input_scale": det.input_scale_,
              "trim_fraction": det.trim_fraction, "n_features_in": int(det.n_features_in_),
              "offset": det.offset_, "code_mean": det.code_mean_.tolist(),
              "code_precision": det.code_precision_.tolist(),
@@ -68,13 +68,12 @@ def read_detector(cls: type, directory: str | Path) -> Any:
                   n_neighbors=int(state.get("n_neighbors") or 0),
                   code_distance=bool(state.get("code_distance", True)),
                   input_distance=bool(state.get("input_distance", False)),
-                  scaling=state.get("scaling"))
+                  scaling=ae.config.data.scaling)
         if state["score_kind"] not in SCORES:
             raise ValueError(f"score_kind={state['score_kind']!r}")
         det.score_kind_ = state["score_kind"]
         det.n_neighbors_, det.code_distance_ = det.n_neighbors, det.code_distance
         det.input_distance_ = det.input_distance
-        det.scaling_ = ae.config.data.scaling if det.scaling is None else det.scaling
         det.autoencoder_ = ae
         det.n_features_in_ = int(state["n_features_in"])
         det.offset_ = float(state["offset"])
