@@ -31,25 +31,13 @@ from pathlib import Path
 import numpy as np
 
 import anomaly as bench
+from aekit.detector_scores import kth_neighbour_distance, positive_median
 
 SUMS = [["rw", "cd", "kc"], ["rp", "cd", "kc"], ["rf", "cd", "kc"], ["rw", "cd"],
         ["rw", "cd", "kc", "ecod"], ["rw", "cd", "kc", "if"], ["rw", "cd", "kc", "ki10"],
         ["rw", "cd", "kc", "rp"], ["rw", "cd", "kc", "rf"]] + [
     list(c) for r in (2, 3) for c in itertools.combinations(
         ["rw", "rp", "cd", "kc", "kc5", "ki5", "ki10"], r)]
-
-
-def _median(values: np.ndarray) -> float:
-    m = float(np.median(values))
-    return m if m > 0 else max(float(np.mean(values)), 1e-12)
-
-
-def _kth(reference: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    from sklearn.neighbors import NearestNeighbors
-
-    distances, _ = NearestNeighbors(n_neighbors=min(k, len(reference))).fit(
-        reference).kneighbors(rows)
-    return np.square(distances[:, -1])
 
 
 def parts_of(det, x_train: np.ndarray, x_test: np.ndarray, seed: int) -> dict[str, np.ndarray]:
@@ -71,19 +59,21 @@ def parts_of(det, x_train: np.ndarray, x_test: np.ndarray, seed: int) -> dict[st
     ecod = ECOD().fit(x_train)
     forest = IForest(random_state=seed).fit(x_train)
     low = float(np.min(forest.decision_scores_))
-    parts = {"rw": rw_te / _median(rw_tr),
-             "rp": np.square(r_te).sum(1) / _median(np.square(r_tr).sum(1)),
-             "rf": rf_te / _median(rf_tr), "cd": cd_te / _median(cd_tr),
-             "ecod": ecod.decision_function(x_test) / _median(ecod.decision_scores_),
+    parts = {"rw": rw_te / positive_median(rw_tr),
+             "rp": np.square(r_te).sum(1) / positive_median(np.square(r_tr).sum(1)),
+             "rf": rf_te / positive_median(rf_tr), "cd": cd_te / positive_median(cd_tr),
+             "ecod": ecod.decision_function(x_test) / positive_median(ecod.decision_scores_),
              "if": (forest.decision_function(x_test) - low)
-             / _median(forest.decision_scores_ - low)}
+             / positive_median(forest.decision_scores_ - low)}
     # kc as the detector computes it (its k, a training code counting itself); kc5 and the
     # input-space parts with the training rows' k-th *other* row
-    parts["kc"] = det._neighbour_part(c_te.astype(np.float32)) / _median(
+    parts["kc"] = det._neighbour_part(c_te.astype(np.float32)) / positive_median(
         det._neighbour_part(codes))
-    parts["kc5"] = _kth(codes, c_te.astype(np.float32), 5) / _median(_kth(codes, codes, 6))
+    parts["kc5"] = (kth_neighbour_distance(codes, c_te.astype(np.float32), 5)
+                    / positive_median(kth_neighbour_distance(codes, codes, 6)))
     for k in (5, 10):
-        parts[f"ki{k}"] = _kth(s_tr, s_te, k) / _median(_kth(s_tr, s_tr, k + 1))
+        parts[f"ki{k}"] = (kth_neighbour_distance(s_tr, s_te, k)
+                           / positive_median(kth_neighbour_distance(s_tr, s_tr, k + 1)))
     return parts
 
 
