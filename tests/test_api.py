@@ -51,7 +51,7 @@ def test_torch_tensors_and_image_stacks_are_accepted():
     ae = aekit.Autoencoder(latent_dim=4, hidden=(8,), **FAST)
     ae.fit(torch.from_numpy(images))
     assert ae.sample_shape == (6, 5) and ae.scaler.mode == "unit"
-    assert ae.output_activation == "identity"  # the linear path starts at PCA's solution
+    assert ae.output_activation == "clip"  # PCA's solution, clipped to the pixels' range
     assert ae.reconstruct(images).min() >= 0 and ae.reconstruct(images).max() <= 255
     plain = aekit.Autoencoder(latent_dim=4, hidden=(8,), pca_init=False, **FAST)
     plain.fit(images)
@@ -137,7 +137,7 @@ def test_best_validation_weights_are_kept_by_default(blobs):
     # than its best, and the run ends with the best epoch's weights
     options = dict(latent_dim=6, hidden=(64,), lr=0.03, schedule="constant", epochs=80,
                    batch_size=8, progress=False, seed=3, pca_init=False,
-                   early_stopping_patience=None)
+                   early_stopping_patience=None, auto_fix=False)  # no rollback either
     ae = aekit.Autoencoder(**options)
     history = ae.fit(blobs[:40], validation_data=blobs[40:])
     val = history["val_loss"]

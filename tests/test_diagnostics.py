@@ -441,7 +441,7 @@ def _few_noisy_samples() -> np.ndarray:
 SGD = dict(optimizer="sgd", schedule="constant")
 # The runs built to go wrong start from random weights (not PCA's solution) and run to the end
 # (no early stopping), as a plain MLP would
-PLAIN = dict(pca_init=False, early_stopping_patience=None)
+PLAIN = dict(pca_init=False, early_stopping_patience=None, auto_fix=False)
 REAL_RUNS = {
     # plain SGD at a learning rate that moves weights by a fifth of their norm in one step
     "exploding_gradients": (_blobs, [], dict(**SGD, lr=0.5, batch_size=20, epochs=5,

@@ -12,7 +12,7 @@ import torch
 from aekit import Autoencoder
 from aekit.cli import main
 from aekit.config import RunConfig, ScheduleConfig
-from aekit.errors import TrainingError
+from aekit.errors import ConfigError, TrainingError
 from aekit.runner import train_run
 from aekit.training.callbacks import Callback, MetricsWriter
 from aekit.training.doctor import Doctor
@@ -94,17 +94,50 @@ def test_persistent_nan_stops_with_a_clear_error_and_saves_weights(blobs, tmp_pa
     assert kinds.count("rollback") == 2 and "gave_up" in kinds
 
 
-def test_divergence_rolls_back_only_with_auto_fix(blobs):
-    ae = Autoencoder(**TINY, epochs=8)
+def test_divergence_rolls_back_unless_auto_fix_is_off(blobs):
+    ae = Autoencoder(**TINY, epochs=8, auto_fix=False)
     ae.fit(blobs, callbacks=[Blowup(30)])
     # (a NaN after the blow-up is rolled back without auto_fix too: that is not a divergence)
     assert not [e for e in ae.trainer.history.events if e["kind"] == "rollback"
                 and e["reason"] == "divergence"]
-    ae = Autoencoder(**TINY, epochs=8, auto_fix=True)
-    ae.fit(blobs, callbacks=[Blowup(30)])
-    rollbacks = [e for e in ae.trainer.history.events if e["kind"] == "rollback"]
-    assert rollbacks and rollbacks[0]["reason"] == "divergence"
-    assert all(torch.isfinite(p).all() for p in ae.model.parameters())
+    for auto_fix in ("auto", True):
+        ae = Autoencoder(**TINY, epochs=8, auto_fix=auto_fix)
+        ae.fit(blobs, callbacks=[Blowup(30)])
+        rollbacks = [e for e in ae.trainer.history.events if e["kind"] == "rollback"]
+        assert rollbacks and rollbacks[0]["reason"] == "divergence"
+        assert all(torch.isfinite(p).all() for p in ae.model.parameters())
+
+
+class ShiftOutputAt(Callback):
+    """Moves the output layer's bias by 2 at some steps: the loss jumps, nothing overflows."""
+
+    def __init__(self, steps: set[int]) -> None:
+        self.steps = steps
+
+    def on_step_end(self, trainer, step, loss):
+        if step in self.steps:
+            with torch.no_grad():
+                trainer.model.decoder[-1].bias.add_(2.0)
+
+
+def test_spent_rollbacks_on_divergence_leave_the_run_alone_by_default(blobs):
+    # "auto": once the rollbacks are spent the doctor says so and the run finishes
+    ae = Autoencoder(**TINY, epochs=12, max_rollbacks=1)
+    ae.fit(blobs, callbacks=[ShiftOutputAt({25, 55})])
+    kinds = [e["kind"] for e in ae.trainer.history.events]
+    assert kinds.count("rollback") == 1 and "divergence_left" in kinds
+    assert ae.trainer.step == 12 * ae.trainer.steps_per_epoch
+    # --auto-fix: the same run stops with an error that names the remedy spent
+    with pytest.raises(TrainingError, match=r"after 1 rollback\(s\)"):
+        Autoencoder(**TINY, epochs=12, max_rollbacks=1, auto_fix=True).fit(
+            blobs, callbacks=[ShiftOutputAt({25, 55})])
+
+
+def test_auto_fix_takes_true_false_or_auto():
+    with pytest.raises(ConfigError, match="auto_fix.*true, false or"):
+        RunConfig().replace(auto_fix="yes")
+    with pytest.raises(ValueError, match="auto_fix"):
+        Doctor(auto_fix="sometimes")
 
 
 class FakeTrainer:
@@ -155,8 +188,9 @@ def test_plateau_warm_restart_in_a_real_run_brings_the_lr_back_to_its_peak(blobs
     assert [e["lr"] for e in without.trainer.history.epochs][6] < lrs[5]
 
 
-def test_no_restart_without_auto_fix_or_while_improving():
-    trainer, doctor = FakeTrainer(), Doctor(auto_fix=False, plateau_epochs=3)
+@pytest.mark.parametrize("auto_fix", [False, "auto"])
+def test_no_restart_without_auto_fix_or_while_improving(auto_fix):
+    trainer, doctor = FakeTrainer(), Doctor(auto_fix=auto_fix, plateau_epochs=3)
     for epoch in range(8):
         doctor.on_epoch_end(trainer, epoch, {"train_loss": 0.3, "val_loss": None})
     trainer2, doctor2 = FakeTrainer(), Doctor(auto_fix=True, plateau_epochs=3)

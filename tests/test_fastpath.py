@@ -35,13 +35,35 @@ def _check(result) -> None:
 @pytest.mark.parametrize("pca_init", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("loss,output", [("mse", "sigmoid"), ("mse", "identity"),
-                                         ("bce", "sigmoid")])
+                                         ("mse", "clip"), ("bce", "sigmoid")])
 def test_fastpath_matches_autograd(activation, loss, output, pca_init):
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(17, 12, generator=gen, dtype=torch.float64).float()
     cfg = ModelConfig(hidden=(9, 7), latent_dim=3, activation=activation, loss=loss,
                       pca_init=pca_init)
     _check(_grads_both_ways(cfg, output, 0.0, x))
+
+
+@pytest.mark.parametrize("pca_init", [False, True])
+def test_fastpath_clipped_output_matches_autograd_beyond_both_bounds(pca_init):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(16, 10, generator=gen)
+    cfg = ModelConfig(hidden=(8,), latent_dim=3, activation="relu", pca_init=pca_init)
+    torch.manual_seed(0)
+    model = MLPAutoencoder(cfg, 10, "clip")
+    with torch.no_grad():  # outputs well beyond [0, 1] on both sides
+        last = model.decoder[-1]
+        last.weight.mul_(8.0)
+        last.bias.copy_(torch.linspace(-2.0, 3.0, 10))
+        logits = model.decode_logits(model.encode(x))
+    assert (logits < 0).float().mean() > 0.1 and (logits > 1).float().mean() > 0.1
+    _check(_grads_both_ways(cfg, "clip", 0.0, x, model=model))
+    # the reconstruction is clipped, and outputs beyond the range still get a gradient
+    model.eval()
+    assert model(x).x_hat.min() >= 0 and model(x).x_hat.max() <= 1
+    flat = FlatParams(model)
+    fastpath.loss_and_grad(model, x)
+    assert flat.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("pca_init", [False, True])
@@ -62,7 +84,7 @@ def test_fastpath_single_layer_stacks_match_autograd(hidden, decoder_hidden, pca
 
 @pytest.mark.parametrize("pca_init", [False, True])
 @pytest.mark.parametrize("loss,output", [("mse", "sigmoid"), ("mse", "identity"),
-                                         ("bce", "sigmoid")])
+                                         ("mse", "clip"), ("bce", "sigmoid")])
 def test_fastpath_with_a_target_matches_autograd(loss, output, pca_init):
     gen = torch.Generator().manual_seed(4)
     clean = torch.rand(11, 10, generator=gen)

@@ -154,8 +154,8 @@ class Autoencoder:
         self.model = self._build(run.n_features)
         if starts_from_pca(cfg, self.output_activation):
             self.model.init_from_pca(run.pca.components_, run.pca.mean_)
-        elif isinstance(self.model, MLPAutoencoder) and self.output_activation == "sigmoid":
-            self.model.init_output_bias(run.pca.mean_)  # else it starts at 0.5 everywhere
+        elif isinstance(self.model, MLPAutoencoder) and self.output_activation != "identity":
+            self.model.init_output_bias(run.pca.mean_)  # else 0.5 (sigmoid) or 0 everywhere
         return self.model
 
     def findings(self) -> list[dict[str, Any]]:
@@ -385,7 +385,7 @@ class Autoencoder:
             ae.data_kind = str(meta["data_kind"])
             ae.output_activation = str(meta["output_activation"])
             n_features = int(meta["n_features"])
-            if ae.output_activation not in ("sigmoid", "identity") or not 0 < n_features < 10**8:
+            if ae.output_activation not in ("sigmoid", "identity", "clip") or not 0 < n_features < 10**8:
                 raise ValueError("bad output_activation or n_features")
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise FormatError(f"{directory / 'config.json'}: invalid model config ({exc})") \

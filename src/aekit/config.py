@@ -19,7 +19,7 @@ from typing import Any
 from aekit.errors import ConfigError
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
-OUTPUT_ACTIVATIONS = ("auto", "sigmoid", "identity")
+OUTPUT_ACTIVATIONS = ("auto", "sigmoid", "identity", "clip")
 INITS = ("auto", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal",
          "orthogonal", "torch")
 LOSSES = ("mse", "bce")
@@ -182,8 +182,10 @@ class ModelConfig:
     dropout: float | None = _opt("dropout rate in hidden blocks; None = off", None)
     init: str = _opt("weight initialisation; auto = Glorot for tanh/sigmoid, He for the "
                      "ReLU family", "auto")
-    output_activation: str = _opt("output activation; auto = sigmoid for data in [0,1], "
-                                  "identity otherwise", "auto")
+    output_activation: str = _opt("output activation; clip = identity clipped to [0,1] (data "
+                                  "in [0,1]); auto = clip for pixels with the PCA start, "
+                                  "sigmoid for other data in [0,1], identity otherwise",
+                                  "auto")
     loss: str = _opt("reconstruction loss (bce needs data in [0,1])", "mse")
     beta: float = _opt("vae: weight of the KL term (beta-VAE)", 1.0)
     conv_channels: tuple[int, ...] = _opt("conv: channels of the stride-2 convolutions, input "
@@ -359,9 +361,11 @@ class TrainConfig:
     diagnostics_every_steps: int | None = _opt(
         "measure per-layer gradients, weights, updates and activations every N steps "
         "(written to metrics.jsonl, read by `aekit diagnose`); None = off", 50)
-    auto_fix: bool = _opt("let the training doctor act on divergence (roll back, cut the lr) "
-                          "and on plateaus (warm restart); rollback on NaN/Inf is always on",
-                          False)
+    auto_fix: bool | str = _opt(
+        "the training doctor's remedies beyond the rollback on NaN/Inf (always on): auto = "
+        "also roll back a divergence (restore the last good state, cut the lr), while "
+        "rollbacks are left; true = that, a warm restart on plateaus, and an error once the "
+        "rollbacks are spent; false = neither", "auto")
     max_rollbacks: int = _opt("rollbacks to the last good state allowed before the run stops "
                               "with an error", 3)
     rollback_lr_factor: float = _opt("factor applied to the learning rate at each rollback",
@@ -414,9 +418,12 @@ class TrainConfig:
                       integer=True, optional=True)
         if not isinstance(self.resume, bool):
             raise ConfigError(f"`resume` must be true or false. Received: resume={self.resume!r}")
-        if not isinstance(self.auto_fix, bool) or not isinstance(self.lr_auto, bool):
-            raise ConfigError("`auto_fix` and `lr_auto` must be true or false. Received: "
-                              f"auto_fix={self.auto_fix!r}, lr_auto={self.lr_auto!r}")
+        if not isinstance(self.auto_fix, bool) and self.auto_fix != "auto":
+            raise ConfigError("`auto_fix` must be true, false or \"auto\". Received: "
+                              f"auto_fix={self.auto_fix!r}")
+        if not isinstance(self.lr_auto, bool):
+            raise ConfigError("`lr_auto` must be true or false. Received: "
+                              f"lr_auto={self.lr_auto!r}")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,

@@ -52,8 +52,18 @@ class AEBase(nn.Module):
         raise NotImplementedError
 
     def output(self, logits: torch.Tensor) -> torch.Tensor:
-        """The output activation applied to the decoder's logits."""
-        return torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
+        """The output activation applied to the decoder's logits.
+
+        ``clip`` clips to [0, 1]; its gradient is passed straight through (that of the
+        clipped output's error), so an output beyond the range is still pulled back towards a
+        target inside it: the loss is the clipped reconstruction's, and no output unit is
+        ever stuck where the clip's own derivative would be zero."""
+        if self.output_activation == "sigmoid":
+            return torch.sigmoid(logits)
+        if self.output_activation == "clip":
+            clipped = logits.clamp(0.0, 1.0)
+            return clipped if not logits.requires_grad else logits + (clipped - logits).detach()
+        return logits
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstructions in the scaled data space: (batch, latent_dim) -> (batch, n_features)."""

@@ -69,7 +69,7 @@ class ConvAutoencoder(AEBase):
         cfg: ``conv_channels``, ``latent_dim``, ``activation``, ``batch_norm``, ``residual``,
             ``dropout``, ``loss``.
         n_features: values per sample.
-        output_activation: ``"sigmoid"`` or ``"identity"``.
+        output_activation: ``"sigmoid"``, ``"identity"`` or ``"clip"``.
         l1_codes: weight of the L1 penalty on the codes; 0 for none.
         sample_shape: (height, width) or (channels, height, width).
 

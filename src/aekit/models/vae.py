@@ -25,7 +25,7 @@ class VAE(AEBase):
     Args:
         cfg: architecture (hidden widths, latent size, activation...) and ``beta``.
         n_features: values per sample.
-        output_activation: ``"sigmoid"`` or ``"identity"``.
+        output_activation: ``"sigmoid"``, ``"identity"`` or ``"clip"``.
     """
 
     def __init__(self, cfg: ModelConfig, n_features: int, output_activation: str) -> None:

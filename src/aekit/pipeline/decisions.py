@@ -219,8 +219,10 @@ def long_budget(cfg: RunConfig, n_train: int) -> bool:
 # -- 4. output --------------------------------------------------------------------------------
 def starts_from_pca(cfg: RunConfig, output_activation: str = "identity") -> bool:
     """True when the model's linear path is initialised from PCA: an MLP with ``pca_init``
-    and an identity output (through a sigmoid, PCA's solution is not the model's)."""
-    return cfg.model.kind == "mlp" and cfg.model.pca_init and output_activation == "identity"
+    and an identity or clipped output (through a sigmoid, PCA's solution is not the model's;
+    clipped to [0, 1], it is PCA's reconstruction clipped, never further from data in [0, 1])."""
+    return (cfg.model.kind == "mlp" and cfg.model.pca_init
+            and output_activation in ("identity", "clip"))
 
 
 def choose_output(cfg: RunConfig, unit_range: bool, scaling: str) -> str:
@@ -233,10 +235,17 @@ def choose_output(cfg: RunConfig, unit_range: bool, scaling: str) -> str:
     if cfg.model.loss == "bce" and not unit_range:
         raise ConfigError(f"`loss` bce needs data scaled to [0, 1]; this data after scaling "
                           f"{scaling!r} is not. Use --loss mse or --scaling minmax")
+    if cfg.model.output_activation == "clip" and not unit_range:
+        raise ConfigError(f"`output_activation` clip clips to [0, 1]; this data after scaling "
+                          f"{scaling!r} is not within it. Use --output-activation identity "
+                          "or --scaling minmax")
     if cfg.model.output_activation != "auto":
         return cfg.model.output_activation
     if starts_from_pca(cfg) and cfg.model.loss == "mse":
-        return "identity"  # the linear path must reproduce PCA exactly
+        # the linear path reproduces PCA; pixels (scaled by their known maximum) cannot leave
+        # [0, 1], so the output is clipped to it: PCA's reconstruction clipped is closer to
+        # every such image, and a correction can never overshoot the range
+        return "clip" if scaling == "unit" else "identity"
     return "sigmoid" if unit_range else "identity"
 
 

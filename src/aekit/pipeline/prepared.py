@@ -20,7 +20,7 @@ class PreparedRun:
         config: the options with the data-dependent defaults filled in.
         data: the rows the model learns from (the test rows removed); streamed: the file.
         train_index, val_index: rows of ``data`` for training and validation.
-        scaler: fitted on the training rows. output_activation: sigmoid or identity.
+        scaler: fitted on the training rows. output_activation: sigmoid, identity or clip.
         x_train, x_val: scaled inputs (``x_train`` None when streamed); y_train, y_val:
             scaled targets (None: the inputs).
         test, test_source: the test set (raw, or None) and where it came from.

@@ -7,15 +7,18 @@ and at each healthy epoch end. Then:
 - **non-finite loss or gradient** (the trainer skips such a step and reports a NaN loss;
   always on): restore the last good state, multiply the learning rate by ``lr_factor``
   (``trainer.schedule.scale_lr``) and go on;
-- **divergence** (with ``auto_fix``): the smoothed batch loss rises above
-  ``DIVERGENCE_FACTOR`` times its best value: the same rollback;
-- **plateau** (with ``auto_fix``): the epoch loss (validation if any, else train) improved by
+- **divergence** (``auto_fix`` ``"auto"``, the default, or True): the smoothed batch loss
+  rises above ``DIVERGENCE_FACTOR`` times its best value: the same rollback;
+- **plateau** (``auto_fix`` True): the epoch loss (validation if any, else train) improved by
   less than ``PLATEAU_REL_IMPROVEMENT`` over ``plateau_epochs`` epochs: a warm restart of the
   learning-rate schedule (``trainer.schedule.restart(step)``), at most ``max_restarts`` times.
 
 After ``max_rollbacks`` rollbacks a further one raises :class:`TrainingError` (the weights are
-left at the last good state, so a caller can still save them). Every remedy is logged with
-``trainer.log_event`` (console, ``metrics.jsonl``, ``summary.json``'s ``events``).
+left at the last good state, so a caller can still save them) -- except a divergence under
+``"auto"``: the doctor then logs that it leaves the run alone (``divergence_left``) and stops
+acting on divergence, and the run goes on as it would have without it (its best weights are
+still kept). Every remedy is logged with ``trainer.log_event`` (console, ``metrics.jsonl``,
+``summary.json``'s ``events``).
 
 Its state (rollbacks and restarts spent, the last good state and its step, the smoothed loss
 and its best, the epoch losses the plateau rule reads) travels with checkpoints
@@ -44,10 +47,12 @@ PLATEAU_REL_IMPROVEMENT = 0.002
 
 
 class Doctor(Callback):
-    """Rollback on NaN/Inf (always) and, with ``auto_fix``, on divergence and plateaus.
+    """Rollback on NaN/Inf (always), on divergence (``auto_fix`` ``"auto"`` or True) and a
+    warm restart on plateaus (``auto_fix`` True).
 
     Args:
-        auto_fix: also act on divergence (rollback) and plateaus (warm restart).
+        auto_fix: ``"auto"``: also roll back a divergence while rollbacks are left; True: that
+            (an error once they are spent) and warm restarts on plateaus; False: neither.
         max_rollbacks: rollbacks allowed; one more raises :class:`TrainingError`.
         lr_factor: factor in (0, 1] applied to the learning rate at each rollback.
         snapshot_every_steps: refresh the in-memory good state this often (healthy steps).
@@ -55,10 +60,13 @@ class Doctor(Callback):
         max_restarts: warm restarts allowed.
     """
 
-    def __init__(self, auto_fix: bool = False, max_rollbacks: int = 3, lr_factor: float = 0.5,
+    def __init__(self, auto_fix: bool | str = "auto", max_rollbacks: int = 3, lr_factor: float = 0.5,
                  snapshot_every_steps: int = 200, plateau_epochs: int = 5,
                  max_restarts: int = 3) -> None:
+        if not isinstance(auto_fix, bool) and auto_fix != "auto":
+            raise ValueError(f"auto_fix must be True, False or 'auto', got {auto_fix!r}")
         self.auto_fix = auto_fix
+        self.divergence_left = False  # "auto": rollbacks spent, divergence no longer acted on
         self.max_rollbacks = max_rollbacks
         self.lr_factor = lr_factor
         self.snapshot_every_steps = snapshot_every_steps
@@ -94,13 +102,23 @@ class Doctor(Callback):
         self._steps_since_reset += 1
         if self._steps_since_reset >= WARMUP_STEPS_BEFORE_DIVERGENCE:
             self._best_ema = min(self._best_ema, self._ema)
-            if self.auto_fix and self._ema > DIVERGENCE_FACTOR * self._best_ema:
-                self._roll_back(trainer, "divergence",
-                                f"the smoothed loss {self._ema:.4g} rose above "
-                                f"{DIVERGENCE_FACTOR:g}x its best {self._best_ema:.4g}")
-                return
+            if self._watches_divergence() and self._ema > DIVERGENCE_FACTOR * self._best_ema:
+                why = (f"the smoothed loss {self._ema:.4g} rose above {DIVERGENCE_FACTOR:g}x "
+                       f"its best {self._best_ema:.4g}")
+                if self.auto_fix == "auto" and self.rollbacks >= self.max_rollbacks:
+                    self.divergence_left = True
+                    trainer.log_event("divergence_left", f"{why} at step {trainer.step}; "
+                                      f"{self.rollbacks} rollback(s) already spent: the run "
+                                      "goes on without further rollbacks on divergence "
+                                      "(--auto-fix makes this an error)", reason="divergence")
+                else:
+                    self._roll_back(trainer, "divergence", why)
+                    return
         if step + 1 - self._good_step >= self.snapshot_every_steps and not self._epoch_bad:
             self._save_good(trainer)
+
+    def _watches_divergence(self) -> bool:
+        return self.auto_fix is True or (self.auto_fix == "auto" and not self.divergence_left)
 
     def _roll_back(self, trainer: "Trainer", reason: str, why: str) -> None:
         """Restore the last good state and cut the lr, or raise when no attempt is left."""
@@ -136,7 +154,7 @@ class Doctor(Callback):
         if loss is None or not math.isfinite(loss):
             return
         self._epoch_losses.append(float(loss))
-        if self.auto_fix and self._is_plateau() and self.restarts < self.max_restarts \
+        if self.auto_fix is True and self._is_plateau() and self.restarts < self.max_restarts \
                 and trainer.step < trainer.schedule.total_steps:
             self.restarts += 1
             trainer.schedule.restart(trainer.step)
@@ -154,6 +172,7 @@ class Doctor(Callback):
         holds already."""
         state: dict[str, Any] = {
             "rollbacks": self.rollbacks, "restarts": self.restarts, "good_step": self._good_step,
+            "divergence_left": self.divergence_left,
             "ema": self._ema, "best_ema": self._best_ema,
             "steps_since_reset": self._steps_since_reset, "epoch_bad": self._epoch_bad,
             "epoch_losses": list(self._epoch_losses)}
@@ -195,6 +214,7 @@ class Doctor(Callback):
         self._ema = None if ema is None else float(ema)
         self._best_ema = float(best)
         self._epoch_bad = bool(state["epoch_bad"])
+        self.divergence_left = bool(state.get("divergence_left", False))  # older checkpoints
         self._epoch_losses = [float(v) for v in losses]
         good = {k[5:]: v for k, v in state.items() if k.startswith("good.")}
         same = state.get("good_is")

@@ -144,6 +144,7 @@ def lazy_loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     cfg = model.cfg
     t = x if target is None else target
     sigmoid_out = model.output_activation == "sigmoid"
+    clip_out = model.output_activation == "clip"
     code_index = len(model.encoder) - 1
     last = len(layers) - 1
     inputs: list[torch.Tensor] = []  # input of each linear layer
@@ -173,7 +174,12 @@ def lazy_loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
         loss = _scalar(F.binary_cross_entropy_with_logits(logits, t, weight=w), host)
         d = (y - t).mul_(1.0 / n)
     else:
-        y = torch.sigmoid(logits) if sigmoid_out else logits
+        if sigmoid_out:
+            y = torch.sigmoid(logits)
+        elif clip_out:  # the gradient passes straight through the clip (see AEBase.output)
+            y = logits.clamp_(0.0, 1.0)
+        else:
+            y = logits
         diff = y - t
         if w is None:
             loss = _scalar(torch.dot(diff.view(-1), diff.view(-1)), host) / n

@@ -273,8 +273,9 @@ def detect_divergence(epochs: list, diags: list, events: list) -> Finding | None
             f"divergence: the final train loss {losses[-1]:.4g} is {factor:.1f}x the best "
             f"({min(losses):.4g})",
             "the learning rate is too high for this stage of training: lower --lr (aekit "
-            "lr-find), decay it (--schedule exponential), clip gradients (--clip-norm 1.0) or "
-            "let --auto-fix roll back and cut it",
+            "lr-find), decay it (--schedule exponential), clip gradients (--clip-norm 1.0), or "
+            "leave the doctor's rollbacks on (the default; --max-rollbacks for more) to cut "
+            "it",
             {"final_loss": losses[-1], "best_loss": min(losses), "factor": factor})
     if rollbacks:
         return Finding(
