@@ -152,11 +152,13 @@ def lazy_loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     h = x
     for i, (weight_t, bias, _, _, _, act) in enumerate(layers):
         inputs.append(h)
-        u = torch.addmm(bias, h, weight_t)
-        if side and i == code_index:  # z += linear_encoder(x)
-            u.addmm_(x, side[0][0]).add_(side[0][1])
+        if side and i == code_index:  # z += linear_encoder(x), both biases added once
+            u = torch.addmm(bias + side[0][1], h, weight_t).addmm_(x, side[0][0])
         elif side and i == last:  # logits += linear_decoder(z)
-            u.addmm_(saved[code_index][0], side[1][0]).add_(side[1][1])
+            u = torch.addmm(bias + side[1][1], h, weight_t)
+            u.addmm_(saved[code_index][0], side[1][0])
+        else:
+            u = torch.addmm(bias, h, weight_t)
         if act is None:
             h, pre = u, None
         elif act == "output":
@@ -195,18 +197,19 @@ def lazy_loss_and_grad(model: MLPAutoencoder, x: torch.Tensor,
     if l1_codes:
         loss = loss + l1_codes * _scalar(z.abs().sum(), host) / z.shape[0]
     if side:  # linear_decoder: its gradients, and its share of d loss / d z (added below)
-        _, _, dec_weight, dec_weight_grad, dec_bias_grad, _ = side[1]
+        _, _, dec_weight, dec_weight_grad, _, _ = side[1]
         torch.mm(d.t(), z, out=dec_weight_grad)
-        torch.sum(d, 0, out=dec_bias_grad)
         d_z_linear = torch.mm(d, dec_weight)
     for i in range(last, -1, -1):
         _, _, weight, weight_grad, bias_grad, _ = layers[i]
         torch.mm(d.t(), inputs[i], out=weight_grad)
         torch.sum(d, 0, out=bias_grad)
+        if side and i == last:  # the two output biases see the same gradient
+            side[1][4].copy_(bias_grad)
         if side and i == code_index:  # d is d loss / d z: linear_encoder's gradients
             _, _, _, enc_weight_grad, enc_bias_grad, _ = side[0]
             torch.mm(d.t(), x, out=enc_weight_grad)
-            torch.sum(d, 0, out=enc_bias_grad)
+            enc_bias_grad.copy_(bias_grad)
         if i == 0:
             break
         d = torch.mm(d, weight)
