@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from aekit import __version__
-from aekit.config import DEVICES, RunConfig
+from aekit.config import DEVICES, OUTPUT_ACTIVATIONS, RunConfig
 from aekit.data import Dataset, Scaler, check_n_features
 from aekit.data.labels import attach
 from aekit.errors import ConfigError, DataError, FormatError, TrainingError
@@ -385,7 +385,8 @@ class Autoencoder:
             ae.data_kind = str(meta["data_kind"])
             ae.output_activation = str(meta["output_activation"])
             n_features = int(meta["n_features"])
-            if ae.output_activation not in ("sigmoid", "identity", "clip") or not 0 < n_features < 10**8:
+            resolved = [a for a in OUTPUT_ACTIVATIONS if a != "auto"]
+            if ae.output_activation not in resolved or not 0 < n_features < 10**8:
                 raise ValueError("bad output_activation or n_features")
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise FormatError(f"{directory / 'config.json'}: invalid model config ({exc})") \

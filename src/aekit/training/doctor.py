@@ -60,9 +60,9 @@ class Doctor(Callback):
         max_restarts: warm restarts allowed.
     """
 
-    def __init__(self, auto_fix: bool | str = "auto", max_rollbacks: int = 3, lr_factor: float = 0.5,
-                 snapshot_every_steps: int = 200, plateau_epochs: int = 5,
-                 max_restarts: int = 3) -> None:
+    def __init__(self, auto_fix: bool | str = "auto", max_rollbacks: int = 3,
+                 lr_factor: float = 0.5, snapshot_every_steps: int = 200,
+                 plateau_epochs: int = 5, max_restarts: int = 3) -> None:
         if not isinstance(auto_fix, bool) and auto_fix != "auto":
             raise ValueError(f"auto_fix must be True, False or 'auto', got {auto_fix!r}")
         self.auto_fix = auto_fix
